@@ -1,0 +1,3 @@
+from jobsearch.cli import main
+
+main()

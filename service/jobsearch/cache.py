@@ -1,0 +1,169 @@
+"""The search cache: a small in-process TTL cache in front of Postgres.
+
+Postgres (Supabase in the stacks) is shared by every worker and replica; the
+in-process layer saves a round trip for repeated searches on one worker.
+The database is optional at run time: when it fails, callers get
+`CacheUnavailable`, searches go on without it, and a breaker keeps requests
+from waiting on a dead database until a probe finds it back.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from cachetools import TTLCache
+from psycopg import AsyncConnection
+from psycopg.errors import Error as PsycopgError
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from jobsearch.breaker import CircuitBreaker
+from jobsearch.metrics import DATABASE_UP
+from jobsearch.models import JobSearchRequest, JobSearchResponse
+
+log = structlog.get_logger(__name__)
+
+CONNECT_TIMEOUT_SECONDS = 2
+STATEMENT_TIMEOUT_MS = 2000
+POOL_WAIT_SECONDS = 1.0
+RETRY_DATABASE_AFTER_SECONDS = 5.0
+
+_LOOKUP = """
+    select response from job_cache
+    where source = %s and request_hash = %s and expires_at > now()
+"""
+_UPSERT = """
+    insert into job_cache (source, request_hash, request, response, expires_at)
+    values (%s, %s, %s, %s, now() + make_interval(mins => %s))
+    on conflict (source, request_hash) do update
+    set request = excluded.request,
+        response = excluded.response,
+        created_at = now(),
+        expires_at = excluded.expires_at
+"""
+_PURGE = "delete from job_cache where expires_at < now()"
+
+
+class CacheUnavailable(Exception):
+    """The database could not be used just now."""
+
+
+class MemoryCache:
+    """Per-process cache; entries never outlive the TTL they were stored with."""
+
+    def __init__(self, *, ttl_seconds: float, max_entries: int = 1024) -> None:
+        self.ttl_seconds = ttl_seconds
+        self._entries: TTLCache[tuple[str, str], tuple[float, JobSearchResponse]] = TTLCache(
+            maxsize=max_entries, ttl=ttl_seconds
+        )
+
+    def get(self, source: str, key: str) -> JobSearchResponse | None:
+        entry = self._entries.get((source, key))
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, source: str, key: str, response: JobSearchResponse) -> None:
+        self._entries[(source, key)] = (time.monotonic() + self.ttl_seconds, response)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+async def _configure_connection(connection: AsyncConnection[Any]) -> None:
+    await connection.execute(f"set statement_timeout = {STATEMENT_TIMEOUT_MS}")
+
+
+class PostgresCache:
+    def __init__(self, conninfo: str, *, ttl_minutes: int, max_connections: int = 10) -> None:
+        self.ttl_minutes = ttl_minutes
+        self.breaker = CircuitBreaker(
+            failure_threshold=1, reset_after_seconds=RETRY_DATABASE_AFTER_SECONDS
+        )
+        self.pool = AsyncConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=max_connections,
+            open=False,
+            timeout=POOL_WAIT_SECONDS,
+            check=AsyncConnectionPool.check_connection,
+            configure=_configure_connection,
+            reconnect_timeout=0,  # keep trying for ever: the database comes back on its own
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+                "application_name": "jobsearch-api",
+                # Prepared statements break behind a transaction-mode pooler.
+                "prepare_threshold": None,
+            },
+            name="job_cache",
+        )
+
+    async def open(self) -> None:
+        # Do not wait: the service starts and serves even while the database is down.
+        await self.pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @property
+    def available(self) -> bool:
+        return self.breaker.state != "open"
+
+    async def get(self, source: str, request: JobSearchRequest) -> JobSearchResponse | None:
+        row = await self._run(_LOOKUP, (source, request.cache_key()), fetch=True)
+        if row is None:
+            return None
+        return JobSearchResponse.model_validate(row[0])
+
+    async def put(
+        self, source: str, request: JobSearchRequest, response: JobSearchResponse
+    ) -> None:
+        await self._run(
+            _UPSERT,
+            (
+                source,
+                request.cache_key(),
+                Jsonb(request.model_dump(mode="json")),
+                Jsonb(response.model_dump(mode="json", by_alias=True)),
+                self.ttl_minutes,
+            ),
+        )
+
+    async def purge_expired(self) -> None:
+        await self._run(_PURGE, ())
+
+    async def ping(self) -> float:
+        """Round trip in milliseconds. Probes even while the breaker is open."""
+        started = time.monotonic()
+        await self._run("select 1", (), fetch=True, probe=True)
+        return round((time.monotonic() - started) * 1000, 1)
+
+    async def _run(
+        self,
+        query: str,
+        params: tuple[object, ...],
+        *,
+        fetch: bool = False,
+        probe: bool = False,
+    ) -> tuple[Any, ...] | None:
+        if not probe and not self.breaker.allow():
+            raise CacheUnavailable("database skipped after a recent failure")
+        try:
+            async with self.pool.connection(timeout=POOL_WAIT_SECONDS) as connection:
+                cursor = await connection.execute(query, params)
+                row = await cursor.fetchone() if fetch else None
+        except (PsycopgError, PoolTimeout, OSError) as exc:
+            was_up = self.breaker.state == "closed"
+            self.breaker.record_failure()
+            DATABASE_UP.set(0)
+            if was_up:
+                log.warning("cache_database_unavailable", error=type(exc).__name__)
+            raise CacheUnavailable(type(exc).__name__) from None
+        if self.breaker.state != "closed":
+            log.info("cache_database_recovered")
+        self.breaker.record_success()
+        DATABASE_UP.set(1)
+        return row

@@ -1,0 +1,36 @@
+"""FastAPI dependencies, as Annotated aliases for the routers."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+
+from jobsearch.ratelimit import SearchRateLimiter
+from jobsearch.search import SearchService
+from jobsearch.settings import Settings
+
+
+def _settings(request: Request) -> Settings:
+    return cast(Settings, request.app.state.settings)
+
+
+def _search_service(request: Request) -> SearchService:
+    return cast(SearchService, request.state.search)
+
+
+def _rate_limiter(request: Request) -> SearchRateLimiter:
+    return cast(SearchRateLimiter, request.state.rate_limiter)
+
+
+async def _enforce_rate_limit(request: Request) -> None:
+    # request.client is the real client: uvicorn rewrites it from X-Forwarded-For
+    # only when the peer is in FORWARDED_ALLOW_IPS.
+    client_ip = request.client.host if request.client else "unknown"
+    await _rate_limiter(request).check(client_ip)
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+SearchServiceDep = Annotated[SearchService, Depends(_search_service)]
+RateLimiterDep = Annotated[SearchRateLimiter, Depends(_rate_limiter)]
+RateLimited = Depends(_enforce_rate_limit)

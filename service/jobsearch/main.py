@@ -1,0 +1,207 @@
+"""Builds the FastAPI app: routers, middleware, error handlers and lifespan state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import sentry_sdk
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from jobsearch import __version__
+from jobsearch.cache import CacheUnavailable, MemoryCache, PostgresCache
+from jobsearch.context import current_facts
+from jobsearch.errors import ApiError
+from jobsearch.logging_setup import configure_logging
+from jobsearch.middleware import RequestContextMiddleware
+from jobsearch.ratelimit import SearchRateLimiter
+from jobsearch.routers import health, jobs, metrics
+from jobsearch.search import SearchService, SourceClient
+from jobsearch.settings import Settings, get_settings
+from jobsearch.upstreams.base import UpstreamClient
+from jobsearch.upstreams.jsearch import JSearchClient
+from jobsearch.upstreams.theirstack import TheirStackClient
+
+log = structlog.get_logger(__name__)
+
+PURGE_EVERY_SECONDS = 15 * 60
+CONNECT_TIMEOUT_CAP_SECONDS = 3.0
+
+
+def _upstream_client(
+    kind: type[JSearchClient] | type[TheirStackClient],
+    api_key: str | None,
+    base_url: str,
+    timeout_seconds: float,
+) -> SourceClient | None:
+    if api_key is None:
+        return None
+    http = httpx.AsyncClient(
+        base_url=base_url.rstrip("/"),
+        headers={**kind.auth_headers(api_key, base_url), "Accept": "application/json"},
+        timeout=httpx.Timeout(
+            timeout_seconds, connect=min(timeout_seconds, CONNECT_TIMEOUT_CAP_SECONDS)
+        ),
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+        follow_redirects=False,
+    )
+    client: UpstreamClient = kind(http, timeout_seconds=timeout_seconds)
+    return client  # type: ignore[return-value]
+
+
+async def _purge_expired_rows(database: PostgresCache) -> None:
+    while True:
+        await asyncio.sleep(PURGE_EVERY_SECONDS)
+        with contextlib.suppress(CacheUnavailable):
+            await database.purge_expired()
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    settings: Settings = app.state.settings
+    secret = lambda value: value.get_secret_value() if value is not None else None  # noqa: E731
+    clients: dict[str, SourceClient | None] = {
+        "jsearch": _upstream_client(
+            JSearchClient,
+            secret(settings.rapid_api_key),
+            str(settings.jsearch_base_url),
+            settings.upstream_timeout_seconds,
+        ),
+        "theirstack": _upstream_client(
+            TheirStackClient,
+            secret(settings.theirstack_api_key),
+            str(settings.theirstack_base_url),
+            settings.upstream_timeout_seconds,
+        ),
+    }
+    database = None
+    if settings.database_url is not None:
+        database = PostgresCache(
+            settings.database_url.get_secret_value(), ttl_minutes=settings.cache_ttl_minutes
+        )
+        await database.open()
+    search = SearchService(
+        clients, MemoryCache(ttl_seconds=settings.cache_ttl_minutes * 60), database
+    )
+    limiter = SearchRateLimiter(
+        settings.rate_limit, str(settings.redis_url) if settings.redis_url else None
+    )
+    purger = asyncio.create_task(_purge_expired_rows(database)) if database else None
+    log.info(
+        "started",
+        app_env=settings.app_env,
+        sources=search.configured_sources(),
+        database=database is not None,
+        shared_rate_limit=limiter.shared,
+    )
+    try:
+        yield {"search": search, "rate_limiter": limiter}
+    finally:
+        if purger is not None:
+            purger.cancel()
+        await search.aclose()
+        if database is not None:
+            await database.close()
+        log.info("stopped")
+
+
+def _error_response(
+    status: int, code: str, message: str, *, retry_after: int | None = None, **extra: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "code": code,
+        "message": message,
+        "request_id": current_facts().request_id,
+        **extra,
+    }
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return JSONResponse(status_code=status, content={"error": body}, headers=headers)
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    log.info("request_failed", code=exc.code, status=exc.status_code)
+    return _error_response(exc.status_code, exc.code, exc.message, retry_after=exc.retry_after)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    fields = []
+    for error in exc.errors():
+        location = [str(part) for part in error["loc"] if part != "body"]
+        fields.append(
+            {
+                "field": ".".join(location) or "body",
+                "message": str(error["msg"]).removeprefix("Value error, "),
+            }
+        )
+    summary = "; ".join(f"{item['field']}: {item['message']}" for item in fields)
+    return _error_response(422, "validation_error", summary, fields=fields)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+    messages = {
+        400: "The request body is not valid JSON.",
+        404: "No such endpoint.",
+        405: "Method not allowed on this endpoint.",
+    }
+    return _error_response(
+        exc.status_code,
+        codes.get(exc.status_code, "http_error"),
+        messages.get(exc.status_code, "The request could not be handled."),
+    )
+
+
+def _init_sentry(settings: Settings) -> None:
+    if settings.sentry_dsn is None:
+        return
+    sentry_sdk.init(
+        dsn=settings.sentry_dsn.get_secret_value(),
+        environment=settings.app_env,
+        release=__version__,
+        send_default_pii=False,
+        traces_sample_rate=0.0,
+        max_request_body_size="never",
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.secret_values)
+    _init_sentry(settings)
+    app = FastAPI(
+        title="Job search API",
+        version=__version__,
+        lifespan=lifespan,
+        # The interactive docs load scripts from a CDN, which the CSP forbids.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.include_router(health.router)
+    app.include_router(jobs.router)
+    app.include_router(metrics.router)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Retry-After", "X-Cache"],
+        max_age=600,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    return app

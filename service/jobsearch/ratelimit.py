@@ -1,0 +1,58 @@
+"""Per-client-IP limit on searches, shared by all workers through Redis when configured."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import structlog
+from limits import RateLimitItem, parse
+from limits.aio.storage import Storage
+from limits.storage import storage_from_string
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+
+from jobsearch.errors import RateLimited
+
+log = structlog.get_logger(__name__)
+
+
+class SearchRateLimiter:
+    def __init__(self, rate: str, redis_url: str | None) -> None:
+        self.item: RateLimitItem = parse(rate)
+        self.shared = redis_url is not None
+        self.storage: Storage = (
+            storage_from_string(
+                f"async+{redis_url}",
+                implementation="redispy",
+                wrap_exceptions=True,
+                key_prefix="jobsearch",
+                socket_timeout=0.5,
+                socket_connect_timeout=0.5,
+            )
+            if redis_url
+            else storage_from_string("async+memory://")
+        )
+        self.limiter = MovingWindowRateLimiter(self.storage)
+
+    async def check(self, client_ip: str) -> None:
+        """Raise RateLimited when this address is over its limit.
+
+        If Redis fails the request is let through: refusing every search because
+        the limiter's store is down would turn a small outage into a full one.
+        """
+        try:
+            if await self.limiter.hit(self.item, "search", client_ip):
+                return
+            stats = await self.limiter.get_window_stats(self.item, "search", client_ip)
+        except StorageError as exc:
+            log.warning("rate_limit_store_unavailable", error=type(exc.storage_error).__name__)
+            return
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        raise RateLimited(retry_after=retry_after)
+
+    async def healthy(self) -> bool:
+        try:
+            return bool(await self.storage.check())
+        except Exception:
+            return False

@@ -1,0 +1,81 @@
+"""Liveness (/health) and readiness (/ready)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from jobsearch.cache import CacheUnavailable
+from jobsearch.deps import RateLimiterDep, SearchServiceDep
+
+router = APIRouter(tags=["health"])
+
+
+class HealthResponse(BaseModel):
+    status: Literal["healthy"]
+
+
+@router.get("/health", response_model=HealthResponse)
+async def health() -> dict[str, str]:
+    """Liveness: the process answers. Checks no dependency, by design."""
+    return {"status": "healthy"}
+
+
+@router.get("/ready")
+async def ready(search: SearchServiceDep, limiter: RateLimiterDep) -> JSONResponse:
+    """Readiness, with the state of each dependency.
+
+    200 "ready": everything is up. 200 "degraded": searches work, but the
+    cache database or the shared rate-limit store is down, or a source is
+    paused by its circuit breaker. 503 "unavailable": no search can succeed,
+    because no source is configured.
+    """
+    database: dict[str, Any]
+    if search.database is None:
+        database = {"status": "not_configured"}
+    else:
+        try:
+            database = {"status": "up", "latency_ms": await search.database.ping()}
+        except CacheUnavailable:
+            database = {"status": "down"}
+
+    rate_limit_store = "memory"
+    if limiter.shared:
+        rate_limit_store = "up" if await limiter.healthy() else "down"
+
+    sources: dict[str, Any] = {}
+    for name, client in search.clients.items():
+        if client is None:
+            sources[name] = {"configured": False}
+        else:
+            breaker = getattr(client, "breaker", None)
+            sources[name] = {
+                "configured": True,
+                "circuit": str(breaker.state) if breaker is not None else "closed",
+            }
+
+    configured = [info for info in sources.values() if info["configured"]]
+    if not configured:
+        status, code = "unavailable", 503
+    elif (
+        database["status"] == "down"
+        or rate_limit_store == "down"
+        or any(info["circuit"] != "closed" for info in configured)
+    ):
+        status, code = "degraded", 200
+    else:
+        status, code = "ready", 200
+    return JSONResponse(
+        status_code=code,
+        content={
+            "status": status,
+            "checks": {
+                "database": database,
+                "rate_limit_store": {"status": rate_limit_store},
+                "sources": sources,
+            },
+        },
+    )

@@ -1,0 +1,38 @@
+"""The search endpoints the frontend calls, one per job source."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from jobsearch.deps import RateLimited, SearchServiceDep
+from jobsearch.models import ErrorResponse, JobSearchRequest, JobSearchResponse
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[RateLimited])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in {
+        413: "Request body too large.",
+        422: "A field is invalid; the message names it.",
+        429: "This address sent too many searches; see Retry-After.",
+        502: "The job source failed or answered with unreadable data.",
+        503: "The source is not configured, rate limited, out of quota or paused; see Retry-After.",
+        504: "The job source did not answer in time.",
+    }.items()
+}
+
+
+@router.post("/jsearch", response_model=JobSearchResponse, responses=_ERRORS)
+async def search_jsearch(request: JobSearchRequest, search: SearchServiceDep) -> JobSearchResponse:
+    """Jobs from JSearch (RapidAPI), at most 15, cached per distinct search."""
+    return await search.search("jsearch", request)
+
+
+@router.post("/theirstack", response_model=JobSearchResponse, responses=_ERRORS)
+async def search_theirstack(
+    request: JobSearchRequest, search: SearchServiceDep
+) -> JobSearchResponse:
+    """Jobs from TheirStack, at most 15, cached per distinct search."""
+    return await search.search("theirstack", request)

@@ -1,0 +1,175 @@
+"""Every setting the service reads, typed and validated once at startup.
+
+This class is the single list of settings: `.env.example` and the README's
+settings table are checked against it by tests/service/test_settings.py.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from limits import parse as parse_rate_limit
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    PostgresDsn,
+    RedisDsn,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+AppEnv = Literal["development", "staging", "production"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class Settings(BaseSettings):
+    """Service configuration, read from the environment (and a `.env` file)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        case_sensitive=False,
+        extra="ignore",
+        hide_input_in_errors=True,
+    )
+
+    rapid_api_key: SecretStr | None = Field(
+        default=None,
+        description="RapidAPI key for JSearch. Unset turns the JSearch source off.",
+    )
+    theirstack_api_key: SecretStr | None = Field(
+        default=None,
+        description="TheirStack API token. Unset turns the TheirStack source off.",
+    )
+    jsearch_base_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("https://jsearch.p.rapidapi.com"),
+        description="Base URL of the JSearch API.",
+    )
+    theirstack_base_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("https://api.theirstack.com"),
+        description="Base URL of the TheirStack API.",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Postgres connection string for the cache (Supabase: direct or "
+            "session-mode pooler, never the transaction pooler). Unset: no shared cache."
+        ),
+    )
+    redis_url: RedisDsn | None = Field(
+        default=None,
+        description="Redis for the rate limit shared by all workers. Unset: per-process memory.",
+    )
+    app_env: AppEnv = Field(
+        default="development",
+        description="development, staging or production.",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated origins allowed to call the API from a browser.",
+    )
+    log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    cache_ttl_minutes: int = Field(
+        default=60, ge=1, le=7 * 24 * 60, description="How long a search result is reused."
+    )
+    upstream_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=60,
+        description="Bound on one upstream attempt; a whole search waits at most 3x this.",
+    )
+    rate_limit: str = Field(
+        default="30/minute",
+        description="Searches allowed per client IP, in `limits` notation (e.g. 30/minute).",
+    )
+    sentry_dsn: SecretStr | None = Field(
+        default=None, description="Sentry DSN for error reports. Unset: Sentry is off."
+    )
+    host: str = Field(default="127.0.0.1", description="Interface the server binds.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port the server binds.")
+    workers: int = Field(default=1, ge=1, le=32, description="Uvicorn worker processes.")
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Comma-separated proxy IPs or CIDRs whose X-Forwarded-* headers are trusted.",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_urls(cls, origins: list[str], info: ValidationInfo) -> list[str]:
+        # app_env is declared first, so it is validated by now.
+        if "*" in origins and info.data.get("app_env") == "production":
+            raise ValueError("* is refused when APP_ENV=production; list the origins")
+        for origin in origins:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+        return origins
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        try:
+            parse_rate_limit(value)
+        except ValueError:
+            raise ValueError("must look like 30/minute or 5/second") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_postgres(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        try:
+            PostgresDsn(value.get_secret_value())
+        except ValidationError:
+            # The message must not echo the DSN: it carries a password.
+            raise ValueError("must be a postgresql:// connection string") from None
+        return value
+
+    @field_validator("rapid_api_key", "theirstack_api_key", "sentry_dsn", mode="after")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return value
+
+    @property
+    def secret_values(self) -> list[str]:
+        """Every secret string, so that log redaction can scrub them."""
+        secrets: list[str] = []
+        for value in (
+            self.rapid_api_key,
+            self.theirstack_api_key,
+            self.database_url,
+            self.sentry_dsn,
+        ):
+            if value is not None:
+                secrets.append(value.get_secret_value())
+        if self.redis_url is not None and self.redis_url.password:
+            secrets.append(self.redis_url.password)
+        return secrets
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line naming each bad setting by its environment variable, never its value."""
+    problems = []
+    for item in error.errors(include_input=False, include_url=False):
+        name = str(item["loc"][0]).upper() if item["loc"] else "settings"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        problems.append(f"{name}: {message}")
+    return "invalid setting: " + "; ".join(problems)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

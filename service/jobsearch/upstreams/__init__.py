@@ -1,0 +1,1 @@
+"""One small client per paid job API, on a shared retrying, circuit-broken base."""
