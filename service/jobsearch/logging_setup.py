@@ -7,6 +7,7 @@ the same processors, so the redaction below applies to all of them.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterable, Mapping, MutableMapping
@@ -51,12 +52,18 @@ class Redactor:
         return dict(scrubbed)
 
 
+def _add_pid(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
+    event["pid"] = os.getpid()
+    return event
+
+
 def configure_logging(level: str, secrets: Iterable[str]) -> None:
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_pid,
     ]
     structlog.configure(
         processors=[

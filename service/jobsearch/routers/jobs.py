@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
+from jobsearch.context import current_facts
 from jobsearch.deps import RateLimited, SearchServiceDep
 from jobsearch.models import ErrorResponse, JobSearchRequest, JobSearchResponse
 
@@ -25,14 +26,25 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/jsearch", response_model=JobSearchResponse, responses=_ERRORS)
-async def search_jsearch(request: JobSearchRequest, search: SearchServiceDep) -> JobSearchResponse:
+async def search_jsearch(
+    request: JobSearchRequest, search: SearchServiceDep, response: Response
+) -> JobSearchResponse:
     """Jobs from JSearch (RapidAPI), at most 15, cached per distinct search."""
-    return await search.search("jsearch", request)
+    return await _search("jsearch", request, search, response)
 
 
 @router.post("/theirstack", response_model=JobSearchResponse, responses=_ERRORS)
 async def search_theirstack(
-    request: JobSearchRequest, search: SearchServiceDep
+    request: JobSearchRequest, search: SearchServiceDep, response: Response
 ) -> JobSearchResponse:
     """Jobs from TheirStack, at most 15, cached per distinct search."""
-    return await search.search("theirstack", request)
+    return await _search("theirstack", request, search, response)
+
+
+async def _search(
+    source: str, request: JobSearchRequest, search: SearchServiceDep, response: Response
+) -> JobSearchResponse:
+    found = await search.search(source, request)
+    # hit, miss, coalesced or bypass: lets clients and smoke tests see the cache work.
+    response.headers["X-Cache"] = current_facts().cache or "miss"
+    return found

@@ -1,0 +1,1 @@
+"""The platform: Pulumi program, topology, local runner, migrations and ops CLI."""

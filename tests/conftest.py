@@ -1,0 +1,93 @@
+"""Fixtures shared by the whole suite: fake upstreams, a migrated database, the service."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from infra import migrations
+from jobsearch.main import create_app
+from jobsearch.settings import Settings
+from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY, FakeUpstreams, build_app
+from tests.support.postgres import database_name, scratch_database, url_for
+from tests.support.servers import serve_in_thread
+
+
+@pytest.fixture(scope="session")
+def fake_upstream_server() -> Iterator[tuple[FakeUpstreams, str]]:
+    state = FakeUpstreams()
+    with serve_in_thread(build_app(state), lifespan="off") as url:
+        yield state, url
+
+
+@pytest.fixture
+def fakes(fake_upstream_server: tuple[FakeUpstreams, str]) -> FakeUpstreams:
+    state, _ = fake_upstream_server
+    state.reset()
+    return state
+
+
+@pytest.fixture
+def fakes_url(fake_upstream_server: tuple[FakeUpstreams, str]) -> str:
+    return fake_upstream_server[1]
+
+
+@pytest.fixture(scope="session")
+def migrated_database() -> Iterator[str]:
+    """Admin URL of a fresh database with every migration applied."""
+    with scratch_database() as admin_url:
+        migrations.apply(admin_url)
+        yield admin_url
+
+
+@pytest.fixture
+def app_database_url(migrated_database: str) -> str:
+    """The service's least-privilege login to an emptied cache."""
+    with psycopg.connect(migrated_database, autocommit=True) as connection:
+        connection.execute("truncate job_cache")
+        connection.execute("alter role jobsearch_app with login")
+    return url_for(database_name(migrated_database), user="jobsearch_app")
+
+
+@pytest.fixture
+def make_settings(fakes_url: str, app_database_url: str) -> Callable[..., Settings]:
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "rapid_api_key": JSEARCH_KEY,
+            "theirstack_api_key": THEIRSTACK_KEY,
+            "jsearch_base_url": fakes_url,
+            "theirstack_base_url": fakes_url,
+            "database_url": app_database_url,
+            "upstream_timeout_seconds": 1.0,
+            "rate_limit": "1000/minute",
+            "cors_origins": "https://app.example.com",
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)
+
+    return build
+
+
+ServiceRunner = Callable[..., contextlib.AbstractContextManager[str]]
+
+
+@pytest.fixture
+def run_service(make_settings: Callable[..., Settings]) -> ServiceRunner:
+    """`with run_service(**settings) as url:` serves the app on a real socket."""
+
+    @contextlib.contextmanager
+    def run(**overrides: Any) -> Iterator[str]:
+        with serve_in_thread(create_app(make_settings(**overrides))) as url:
+            yield url
+
+    return run
+
+
+@pytest.fixture
+def service_url(run_service: ServiceRunner) -> Iterator[str]:
+    with run_service() as url:
+        yield url

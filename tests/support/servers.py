@@ -1,0 +1,98 @@
+"""Run ASGI apps on real sockets in a background thread, and the service as a process."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import httpx
+import uvicorn
+from starlette.types import ASGIApp
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def closed_port() -> int:
+    """A port with nothing listening: connections to it are refused."""
+    return free_port()
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: ASGIApp, *, lifespan: str = "on") -> Iterator[str]:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, lifespan=lifespan, log_config=None, access_log=False, timeout_graceful_shutdown=5
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@contextlib.contextmanager
+def run_service_process(
+    env: Mapping[str, str], *, log_path: Path, ready_path: str = "/health"
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`jobsearch-api` as its own process (with its own workers), logging to a file."""
+    port = free_port()
+    full_env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        **env,
+    }
+    script = Path(sys.executable).with_name("jobsearch-api")
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [str(script)], env=full_env, stdout=log_file, stderr=subprocess.STDOUT, cwd="/"
+        )
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_answers(base_url + ready_path, process)
+            yield base_url, process
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+def wait_until_answers(
+    url: str, process: subprocess.Popen[bytes] | None = None, timeout: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"service exited with {process.returncode} before answering")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
