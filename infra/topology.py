@@ -397,7 +397,6 @@ def render_caddyfile(spec: TopologySpec, upstream_aliases: tuple[str, ...]) -> s
 \t\thealth_status 200
 \t\tfail_duration 5s
 \t\tmax_fails 3
-\t\tunhealthy_status 502 503 504
 \t\ttransport http {{
 \t\t\tdial_timeout 2s
 \t\t\tresponse_header_timeout 60s

@@ -1,0 +1,50 @@
+# The two commands a newcomer needs are `make local` and `make test`; the rest are parts of them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: local local-down run test lint typecheck bench lock clean-venv
+
+$(INSTALLED): requirements-dev.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.installed-* && touch $@
+
+## local: build the image and run the whole topology on the local Docker engine.
+local: $(INSTALLED)
+	$(BIN)/ops local up
+
+## local-down: remove the local topology; the database volume stays unless ARGS=--volumes.
+local-down: $(INSTALLED)
+	$(BIN)/ops local down $(ARGS)
+
+## run: the service alone, on the host, configured from .env (see .env.example).
+run: $(INSTALLED)
+	$(BIN)/jobsearch-api
+
+## test: lint, types and the whole suite (installs Docker and starts what it needs).
+test: $(INSTALLED) lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/hadolint service/Dockerfile
+	$(BIN)/actionlint
+	$(BIN)/zizmor --offline --min-severity low .github/workflows
+	$(BIN)/squawk service/migrations/*.sql
+
+## bench: run the benchmarks under bench/ and rewrite docs/benchmarks.md.
+bench: $(INSTALLED)
+	$(BIN)/python -m bench
+
+## lock: re-resolve requirements.lock (the image) and requirements-dev.lock (CI, developers).
+lock:
+	uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --no-header --quiet -o requirements.lock
+	uv pip compile pyproject.toml --extra infra --extra dev -c requirements.lock --universal --python-version 3.11 --generate-hashes --no-header --quiet -o requirements-dev.lock
+
+clean-venv:
+	rm -rf $(VENV)

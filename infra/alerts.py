@@ -1,0 +1,82 @@
+"""Every alert the stacks define, as plain data.
+
+The monitoring component (infra/components/monitoring.py) turns these into
+Checkly checks and Sentry alert rules; tests/runbooks check that each alert
+has a runbook named exactly after it, and that each runbook names an alert here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["critical", "warning"]
+Probe = Literal["health", "ready", "ready_body", "certificate", "quota", "error_rate"]
+
+DEFAULT_RUNBOOK_BASE_URL = "https://github.com/jobsearch-platform/jobsearch-platform/blob/main/runbooks"
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    summary: str
+    severity: Severity
+    probe: Probe
+    description: str
+
+    def runbook_url(self, base_url: str = DEFAULT_RUNBOOK_BASE_URL) -> str:
+        return f"{base_url.rstrip('/')}/{self.name}.md"
+
+
+ALERTS: tuple[Alert, ...] = (
+    Alert(
+        name="JobSearchApiDown",
+        summary="GET /health on the public URL fails from two or more locations.",
+        severity="critical",
+        probe="health",
+        description="The proxy or every service replica is down, or DNS/TLS is broken.",
+    ),
+    Alert(
+        name="JobSearchApiNotReady",
+        summary="GET /ready answers 503: no search can succeed.",
+        severity="critical",
+        probe="ready",
+        description="No job source is configured on the running replicas.",
+    ),
+    Alert(
+        name="JobSearchApiDegraded",
+        summary="GET /ready reports degraded: the cache database, the rate-limit store "
+        "or an upstream circuit is down.",
+        severity="warning",
+        probe="ready_body",
+        description="Searches still work, but slower, more expensive, or from one source only.",
+    ),
+    Alert(
+        name="JobSearchTlsCertificateExpiring",
+        summary="The API's TLS certificate expires in less than 14 days.",
+        severity="warning",
+        probe="certificate",
+        description="Caddy renews automatically 30 days ahead; renewal has been failing.",
+    ),
+    Alert(
+        name="JobSearchUpstreamQuotaLow",
+        summary="A paid job API reports fewer than 50 requests left on its plan.",
+        severity="warning",
+        probe="quota",
+        description="When the quota reaches 0 that source answers 503 upstream_quota_exhausted.",
+    ),
+    Alert(
+        name="JobSearchApiHighErrorRate",
+        summary="More than 20 server errors reported to Sentry in 5 minutes.",
+        severity="critical",
+        probe="error_rate",
+        description="Unhandled exceptions in the service; users see 500 internal_error.",
+    ),
+)
+
+
+def by_name(name: str) -> Alert:
+    for alert in ALERTS:
+        if alert.name == name:
+            return alert
+    raise KeyError(name)

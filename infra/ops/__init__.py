@@ -1,0 +1,1 @@
+"""`ops`: the command the runbooks call."""
