@@ -175,7 +175,9 @@ class Topology:
 
     def replicas(self, generation: str) -> tuple[ContainerSpec, ...]:
         """The service replicas of one generation (one image rollout)."""
-        return tuple(_replica(self, generation, index) for index in range(1, self.spec.replicas + 1))
+        return tuple(
+            _replica(self, generation, index) for index in range(1, self.spec.replicas + 1)
+        )
 
     def caddyfile(self, upstream_aliases: tuple[str, ...]) -> str:
         return render_caddyfile(self.spec, upstream_aliases)
@@ -184,7 +186,11 @@ class Topology:
     def public_url(self) -> str:
         if self.spec.domain:
             return f"https://{self.spec.domain}"
-        host = "127.0.0.1" if self.spec.bind_address in ("0.0.0.0", "127.0.0.1") else self.spec.bind_address  # noqa: S104
+        host = (
+            "127.0.0.1"
+            if self.spec.bind_address in ("0.0.0.0", "127.0.0.1")  # noqa: S104
+            else self.spec.bind_address
+        )
         return f"http://{host}:{self.spec.http_port}"
 
 
@@ -257,7 +263,13 @@ def _proxy(spec: TopologySpec, network: NetworkSpec, prefix: str) -> ContainerSp
         aliases=("proxy",),
         user=PROXY_UID,
         healthcheck=HealthCheck(
-            command=("wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{PROXY_HEALTH_PORT}/healthz"),
+            command=(
+                "wget",
+                "-q",
+                "-O",
+                "/dev/null",
+                f"http://127.0.0.1:{PROXY_HEALTH_PORT}/healthz",
+            ),
             interval_seconds=5,
             timeout_seconds=3,
             retries=3,
@@ -284,11 +296,16 @@ def _redis(spec: TopologySpec, prefix: str) -> ContainerSpec:
         # Counters only: nothing to persist, and it must never fill the host.
         command=(
             "redis-server",
-            "--save", "",
-            "--appendonly", "no",
-            "--maxmemory", "64mb",
-            "--maxmemory-policy", "allkeys-lru",
-            "--protected-mode", "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--maxmemory",
+            "64mb",
+            "--maxmemory-policy",
+            "allkeys-lru",
+            "--protected-mode",
+            "no",
         ),
         env={},
         secret_env=(),
@@ -359,9 +376,7 @@ def render_caddyfile(spec: TopologySpec, upstream_aliases: tuple[str, ...]) -> s
     upstreams = " ".join(f"{alias}:{SERVICE_PORT}" for alias in upstream_aliases)
     if spec.domain:
         email = f"\n\temail {spec.acme_email}" if spec.acme_email else ""
-        global_options = (
-            f"\thttp_port {PROXY_HTTP_PORT}\n\thttps_port {PROXY_HTTPS_PORT}{email}"
-        )
+        global_options = f"\thttp_port {PROXY_HTTP_PORT}\n\thttps_port {PROXY_HTTPS_PORT}{email}"
         site = spec.domain
         hsts = '\t\tStrict-Transport-Security "max-age=31536000; includeSubDomains"\n'
     else:

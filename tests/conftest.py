@@ -8,10 +8,10 @@ from typing import Any
 
 import psycopg
 import pytest
-
-from infra import migrations
 from jobsearch.main import create_app
 from jobsearch.settings import Settings
+
+from infra import migrations
 from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY, FakeUpstreams, build_app
 from tests.support.postgres import database_name, scratch_database, url_for
 from tests.support.servers import serve_in_thread
@@ -67,7 +67,8 @@ def make_settings(fakes_url: str, app_database_url: str) -> Callable[..., Settin
             "cors_origins": "https://app.example.com",
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)
+        # model_validate reads no environment: a developer's .env cannot leak in.
+        return Settings.model_validate(values)
 
     return build
 

@@ -6,6 +6,7 @@ import os
 import sys
 import tempfile
 
+import uvicorn
 from pydantic import ValidationError
 
 from jobsearch.settings import Settings, describe_validation_error
@@ -25,8 +26,6 @@ def main() -> None:
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Workers are separate processes; metrics are pooled through files here.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="jobsearch-metrics-")
-
-    import uvicorn
 
     uvicorn.run(
         "jobsearch.main:create_app",

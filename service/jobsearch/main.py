@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from pydantic import SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jobsearch import __version__
@@ -27,7 +28,6 @@ from jobsearch.ratelimit import SearchRateLimiter
 from jobsearch.routers import health, jobs, metrics
 from jobsearch.search import SearchService, SourceClient
 from jobsearch.settings import Settings, get_settings
-from jobsearch.upstreams.base import UpstreamClient
 from jobsearch.upstreams.jsearch import JSearchClient
 from jobsearch.upstreams.theirstack import TheirStackClient
 
@@ -54,8 +54,7 @@ def _upstream_client(
         limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
         follow_redirects=False,
     )
-    client: UpstreamClient = kind(http, timeout_seconds=timeout_seconds)
-    return client  # type: ignore[return-value]
+    return kind(http, timeout_seconds=timeout_seconds)
 
 
 async def _purge_expired_rows(database: PostgresCache) -> None:
@@ -65,20 +64,23 @@ async def _purge_expired_rows(database: PostgresCache) -> None:
             await database.purge_expired()
 
 
+def _reveal(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     settings: Settings = app.state.settings
-    secret = lambda value: value.get_secret_value() if value is not None else None  # noqa: E731
     clients: dict[str, SourceClient | None] = {
         "jsearch": _upstream_client(
             JSearchClient,
-            secret(settings.rapid_api_key),
+            _reveal(settings.rapid_api_key),
             str(settings.jsearch_base_url),
             settings.upstream_timeout_seconds,
         ),
         "theirstack": _upstream_client(
             TheirStackClient,
-            secret(settings.theirstack_api_key),
+            _reveal(settings.theirstack_api_key),
             str(settings.theirstack_base_url),
             settings.upstream_timeout_seconds,
         ),
@@ -128,13 +130,15 @@ def _error_response(
 
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
+    if not isinstance(exc, ApiError):  # registered for ApiError only
+        raise exc
     log.info("request_failed", code=exc.code, status=exc.status_code)
     return _error_response(exc.status_code, exc.code, exc.message, retry_after=exc.retry_after)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(exc, RequestValidationError):  # registered for RequestValidationError only
+        raise exc
     fields = []
     for error in exc.errors():
         location = [str(part) for part in error["loc"] if part != "body"]
@@ -149,7 +153,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+    if not isinstance(exc, StarletteHTTPException):  # registered for StarletteHTTPException only
+        raise exc
     codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
     messages = {
         400: "The request body is not valid JSON.",

@@ -17,7 +17,7 @@ import structlog
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from jobsearch.context import begin_request
+from jobsearch.context import RequestFacts, begin_request
 from jobsearch.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 log = structlog.get_logger("jobsearch.access")
@@ -61,21 +61,28 @@ class RequestContextMiddleware:
         facts = begin_request(request_id)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        exchange = _Exchange(send, request_id)
         started = time.perf_counter()
-        status = 500
-        response_started = False
+        try:
+            declared = headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_body_bytes:
+                raise _BodyTooLarge()
+            await self.app(scope, self._bounded(receive), exchange.send)
+        except _BodyTooLarge:
+            await exchange.fail(
+                413,
+                "body_too_large",
+                f"The request body is larger than {self.max_body_bytes} bytes.",
+            )
+        except Exception:
+            # Nothing of the exception reaches the client; the log and Sentry get it all.
+            log.exception("unhandled_error")
+            sentry_sdk.capture_exception()
+            await exchange.fail(500, "internal_error", "The server failed to handle the request.")
+        finally:
+            _record(scope, exchange.status, time.perf_counter() - started, facts)
 
-        async def send_with_headers(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                response_started = True
-                out = MutableHeaders(scope=message)
-                out["X-Request-ID"] = request_id
-                for name, value in SECURITY_HEADERS.items():
-                    out.setdefault(name, value)
-            await send(message)
-
+    def _bounded(self, receive: Receive) -> Receive:
         received = 0
 
         async def receive_bounded() -> Message:
@@ -87,58 +94,33 @@ class RequestContextMiddleware:
                     raise _BodyTooLarge()
             return message
 
-        try:
-            declared = headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self.max_body_bytes:
-                raise _BodyTooLarge()
-            await self.app(scope, receive_bounded, send_with_headers)
-        except _BodyTooLarge:
-            if not response_started:
-                await self._send_error(
-                    send_with_headers,
-                    413,
-                    "body_too_large",
-                    f"The request body is larger than {self.max_body_bytes} bytes.",
-                    request_id,
-                )
-        except Exception:
-            # Nothing of the exception reaches the client; the log and Sentry get it all.
-            log.exception("unhandled_error")
-            sentry_sdk.capture_exception()
-            if not response_started:
-                await self._send_error(
-                    send_with_headers,
-                    500,
-                    "internal_error",
-                    "The server failed to handle the request.",
-                    request_id,
-                )
-        finally:
-            elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            route_label = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            HTTP_REQUESTS.labels(method, route_label, str(status)).inc()
-            HTTP_LATENCY.labels(method, route_label).observe(elapsed)
-            client = scope.get("client")
-            log.info(
-                "request",
-                method=method,
-                path=scope["path"],
-                status=status,
-                latency_ms=round(elapsed * 1000, 1),
-                client_ip=client[0] if client else None,
-                source=facts.source,
-                cache=facts.cache,
-                upstream_attempts=facts.upstream_attempts,
-            )
+        return receive_bounded
 
-    @staticmethod
-    async def _send_error(
-        send: Send, status: int, code: str, message: str, request_id: str
-    ) -> None:
-        body = error_body(code, message, request_id)
-        await send(
+
+class _Exchange:
+    """The response side of one request: adds our headers and remembers the status."""
+
+    def __init__(self, send: Send, request_id: str) -> None:
+        self._send = send
+        self.request_id = request_id
+        self.status = 500
+        self.started = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.started = True
+            out = MutableHeaders(scope=message)
+            out["X-Request-ID"] = self.request_id
+            for name, value in SECURITY_HEADERS.items():
+                out.setdefault(name, value)
+        await self._send(message)
+
+    async def fail(self, status: int, code: str, message: str) -> None:
+        if self.started:
+            return  # too late for an error body; the client sees a cut response
+        body = error_body(code, message, self.request_id)
+        await self.send(
             {
                 "type": "http.response.start",
                 "status": status,
@@ -148,4 +130,24 @@ class RequestContextMiddleware:
                 ],
             }
         )
-        await send({"type": "http.response.body", "body": body})
+        await self.send({"type": "http.response.body", "body": body})
+
+
+def _record(scope: Scope, status: int, elapsed: float, facts: RequestFacts) -> None:
+    route = scope.get("route")
+    route_label = getattr(route, "path", None) or "unmatched"
+    method = scope["method"]
+    HTTP_REQUESTS.labels(method, route_label, str(status)).inc()
+    HTTP_LATENCY.labels(method, route_label).observe(elapsed)
+    client = scope.get("client")
+    log.info(
+        "request",
+        method=method,
+        path=scope["path"],
+        status=status,
+        latency_ms=round(elapsed * 1000, 1),
+        client_ip=client[0] if client else None,
+        source=facts.source,
+        cache=facts.cache,
+        upstream_attempts=facts.upstream_attempts,
+    )

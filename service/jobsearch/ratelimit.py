@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import time
+from typing import cast
 
 import structlog
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
-from limits.storage import storage_from_string
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
+from limits.storage import storage_from_string
 
 from jobsearch.errors import RateLimited
 
@@ -21,17 +22,20 @@ class SearchRateLimiter:
     def __init__(self, rate: str, redis_url: str | None) -> None:
         self.item: RateLimitItem = parse(rate)
         self.shared = redis_url is not None
-        self.storage: Storage = (
-            storage_from_string(
-                f"async+{redis_url}",
-                implementation="redispy",
-                wrap_exceptions=True,
-                key_prefix="jobsearch",
-                socket_timeout=0.5,
-                socket_connect_timeout=0.5,
-            )
-            if redis_url
-            else storage_from_string("async+memory://")
+        self.storage = cast(
+            Storage,
+            (
+                storage_from_string(
+                    f"async+{redis_url}",
+                    implementation="redispy",
+                    wrap_exceptions=True,
+                    key_prefix="jobsearch",
+                    socket_timeout=0.5,
+                    socket_connect_timeout=0.5,
+                )
+                if redis_url
+                else storage_from_string("async+memory://")
+            ),
         )
         self.limiter = MovingWindowRateLimiter(self.storage)
 

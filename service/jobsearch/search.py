@@ -7,6 +7,7 @@ from typing import Protocol
 
 import structlog
 
+from jobsearch.breaker import CircuitBreaker
 from jobsearch.cache import CacheUnavailable, MemoryCache, PostgresCache
 from jobsearch.context import current_facts
 from jobsearch.errors import SourceNotConfigured
@@ -22,7 +23,14 @@ NO_JOBS_HINT = (
 
 
 class SourceClient(Protocol):
-    source: str
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def breaker(self) -> CircuitBreaker: ...
+
+    @property
+    def quota_remaining(self) -> int | None: ...
 
     async def search(self, search: JobSearchRequest) -> list[Job]: ...
 
@@ -101,9 +109,7 @@ class SearchService:
                 current_facts().cache = "bypass"
         return response
 
-    def _forget(
-        self, source: str, key: str, done: asyncio.Task[JobSearchResponse]
-    ) -> None:
+    def _forget(self, source: str, key: str, done: asyncio.Task[JobSearchResponse]) -> None:
         self._in_flight.pop((source, key), None)
         if not done.cancelled():
             done.exception()  # retrieved here so that an unawaited failure is not reported twice

@@ -63,7 +63,7 @@ def jsearch_job(query: str, index: int) -> dict[str, Any]:
     seed = _seed(f"{query}/{index}")
     return {
         "job_id": f"js-{seed:x}",
-        "job_title": f"{query.split(' in ')[0].title()} #{index}",
+        "job_title": f"{query.split(' in ', maxsplit=1)[0].title()} #{index}",
         "employer_name": f"Employer {seed % 97}",
         "employer_logo": None,
         "job_publisher": "LinkedIn",

@@ -21,7 +21,9 @@ ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1
 
 def url_for(database: str, user: str = "postgres", admin_url: str = ADMIN_URL) -> str:
     parts = urlsplit(admin_url)
-    return urlunsplit(parts._replace(netloc=f"{user}@{parts.hostname}:{parts.port}", path=f"/{database}"))
+    return urlunsplit(
+        parts._replace(netloc=f"{user}@{parts.hostname}:{parts.port}", path=f"/{database}")
+    )
 
 
 def database_name(url: str) -> str:
@@ -40,7 +42,9 @@ def create_supabase_roles(admin_url: str) -> None:
             exists = connection.execute("select 1 from pg_roles where rolname = %s", (role,))
             if exists.fetchone() is None:
                 with contextlib.suppress(psycopg.errors.DuplicateObject):
-                    connection.execute(sql.SQL("create role {} nologin").format(sql.Identifier(role)))
+                    connection.execute(
+                        sql.SQL("create role {} nologin").format(sql.Identifier(role))
+                    )
         connection.execute(
             "alter default privileges in schema public grant all on tables to anon, authenticated"
         )
@@ -105,7 +109,16 @@ def private_cluster(port: int) -> Iterator[PrivateCluster]:
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
     _as_postgres(
-        [str(_pg_bin() / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+        [
+            str(_pg_bin() / "initdb"),
+            "-D",
+            str(data_dir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ]
     )
     cluster = PrivateCluster(data_dir, port)
     cluster.start()

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import uvicorn
@@ -29,7 +30,7 @@ def closed_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: ASGIApp, *, lifespan: str = "on") -> Iterator[str]:
+def serve_in_thread(app: ASGIApp, *, lifespan: Literal["on", "off"] = "on") -> Iterator[str]:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

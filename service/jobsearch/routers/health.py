@@ -51,10 +51,11 @@ async def ready(search: SearchServiceDep, limiter: RateLimiterDep) -> JSONRespon
         if client is None:
             sources[name] = {"configured": False}
         else:
-            breaker = getattr(client, "breaker", None)
             sources[name] = {
                 "configured": True,
-                "circuit": str(breaker.state) if breaker is not None else "closed",
+                "circuit": str(client.breaker.state),
+                # Last figure the upstream reported to this worker; null until it has.
+                "quota_remaining": client.quota_remaining,
             }
 
     configured = [info for info in sources.values() if info["configured"]]

@@ -104,6 +104,8 @@ class UpstreamClient:
         self.http = http
         self.timeout_seconds = timeout_seconds
         self.breaker = breaker or CircuitBreaker()
+        # As the upstream last reported it (RapidAPI's x-ratelimit-requests-remaining).
+        self.quota_remaining: int | None = None
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -202,7 +204,8 @@ class UpstreamClient:
     def _note_quota(self, headers: Mapping[str, str]) -> None:
         remaining = headers.get("x-ratelimit-requests-remaining")
         if remaining is not None and remaining.strip().isdigit():
-            UPSTREAM_QUOTA_REMAINING.labels(self.source).set(int(remaining))
+            self.quota_remaining = int(remaining)
+            UPSTREAM_QUOTA_REMAINING.labels(self.source).set(self.quota_remaining)
 
     def _record(self, outcome: str, *, healthy: bool | None) -> None:
         UPSTREAM_CALLS.labels(self.source, outcome).inc()

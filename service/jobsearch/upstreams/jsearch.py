@@ -59,7 +59,7 @@ class JSearchClient(UpstreamClient):
 
     def quota_exhausted(self, response: httpx.Response) -> bool:
         # RapidAPI sends the plan's remaining count; 0 means the month is used up.
-        return response.headers.get("x-ratelimit-requests-remaining", "").strip() == "0"
+        return str(response.headers.get("x-ratelimit-requests-remaining", "")).strip() == "0"
 
     def build_request(self, search: JobSearchRequest) -> httpx.Request:
         query = " ".join(part for part in (search.job_title, search.industry) if part)

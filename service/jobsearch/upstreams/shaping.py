@@ -14,7 +14,7 @@ def join_location(*parts: str | None) -> str:
 def format_salary(
     low: float | None, high: float | None, currency: str | None, period: str | None
 ) -> str:
-    """"USD 100,000 - 150,000 / year", or "" when the listing gives no salary."""
+    """ "USD 100,000 - 150,000 / year", or "" when the listing gives no salary."""
     if low is None and high is None:
         return ""
     amounts = " - ".join(f"{round(value):,}" for value in (low, high) if value is not None)
@@ -40,7 +40,11 @@ def wanted(
     """
     if search.job_type is JobType.ON_SITE and remote:
         return False
-    if search.salary_min is not None and salary_high is not None and salary_high < search.salary_min:
+    if (
+        search.salary_min is not None
+        and salary_high is not None
+        and salary_high < search.salary_min
+    ):
         return False
     return not (
         search.salary_max is not None and salary_low is not None and salary_low > search.salary_max

@@ -143,7 +143,7 @@ def to_job(item: TheirStackJob) -> Job:
 
 
 def _split_short_location(short_location: str | None) -> tuple[str, str]:
-    """"Austin, TX" -> ("Austin", "TX")."""
+    """ "Austin, TX" -> ("Austin", "TX")."""
     if not short_location:
         return "", ""
     city, _, state = short_location.partition(",")
