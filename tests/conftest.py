@@ -8,13 +8,19 @@ from typing import Any
 
 import psycopg
 import pytest
-from jobsearch.main import create_app
-from jobsearch.settings import Settings
 
 from infra import migrations
+from jobsearch.main import create_app
+from jobsearch.settings import Settings
 from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY, FakeUpstreams, build_app
+from tests.support.machine import ensure_postgres, ensure_redis
 from tests.support.postgres import database_name, scratch_database, url_for
 from tests.support.servers import serve_in_thread
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    ensure_postgres()
+    ensure_redis()
 
 
 @pytest.fixture(scope="session")

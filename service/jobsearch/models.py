@@ -190,7 +190,8 @@ def _collapse_spaces(text: str) -> str:
     return " ".join(text.split())
 
 
-Salary = Annotated[int | None, BeforeValidator(_parse_salary), Field(ge=0, le=MAX_SALARY)]
+SalaryAmount = Annotated[int, Field(ge=0, le=MAX_SALARY)]
+Salary = Annotated[SalaryAmount | None, BeforeValidator(_parse_salary)]
 SearchText = Annotated[str, AfterValidator(_collapse_spaces)]
 
 

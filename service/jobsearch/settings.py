@@ -133,7 +133,9 @@ class Settings(BaseSettings):
             PostgresDsn(value.get_secret_value())
         except ValidationError:
             # The message must not echo the DSN: it carries a password.
-            raise ValueError("must be a postgresql:// connection string") from None
+            raise ValueError(
+                "must be a postgresql:// URL (percent-encode special characters in the password)"
+            ) from None
         return value
 
     @field_validator("rapid_api_key", "theirstack_api_key", "sentry_dsn", mode="after")

@@ -33,6 +33,8 @@ class SourceBehaviour:
     default: str = "ok"
     script: list[str] = field(default_factory=list)
     delay_seconds: float = 2.0
+    # Added before every answer, whatever the mode.
+    latency_seconds: float = 0.0
     retry_after: int = 1
     jobs: int = 20
     calls: int = 0
@@ -116,6 +118,8 @@ async def _trickle(body: bytes, seconds_per_byte: float) -> AsyncIterator[bytes]
 async def _answer(
     mode: str, behaviour: SourceBehaviour, ok_body: dict[str, Any], *, quota_status: int
 ) -> Response:
+    if behaviour.latency_seconds:
+        await asyncio.sleep(behaviour.latency_seconds)
     if mode == "slow":
         await asyncio.sleep(behaviour.delay_seconds)
         mode = "ok"

@@ -89,7 +89,10 @@ class PrivateCluster:
         _as_postgres(command)
 
     def start(self) -> None:
-        self._ctl("-o", f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1", "start")
+        # -l: the server must not inherit our pipes, or waiting for pg_ctl never ends.
+        log_file = self.data_dir.parent / "server.log"
+        options = f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1"
+        self._ctl("-l", str(log_file), "-o", options, "start")
 
     def stop(self) -> None:
         self._ctl("-m", "fast", "stop")
@@ -99,7 +102,9 @@ def _as_postgres(command: list[str]) -> None:
     # initdb and postgres refuse to run as root.
     if os.geteuid() == 0:
         command = ["runuser", "-u", "postgres", "--", *command]
-    subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(
+        command, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, timeout=120
+    )
 
 
 @contextlib.contextmanager

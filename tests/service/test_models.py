@@ -1,0 +1,113 @@
+"""The frontend's request: constraints, free-text variants and the cache key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from jobsearch.models import DatePosted, JobSearchRequest, JobType
+
+
+def parse(**fields: Any) -> JobSearchRequest:
+    return JobSearchRequest.model_validate({"jobTitle": "python developer", **fields})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Remote", JobType.REMOTE),
+        ("remote", JobType.REMOTE),
+        ("On-site", JobType.ON_SITE),
+        ("onsite", JobType.ON_SITE),
+        ("On Site", JobType.ON_SITE),
+        ("Full-time", JobType.FULL_TIME),
+        ("full time", JobType.FULL_TIME),
+        ("FULL_TIME", JobType.FULL_TIME),
+        ("Part-time", JobType.PART_TIME),
+        ("Hybrid", JobType.HYBRID),
+        ("", JobType.ANY),
+    ],
+)
+def test_job_type_accepts_the_old_frontends_variants(text: str, expected: JobType) -> None:
+    assert parse(jobType=text).job_type is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("today", DatePosted.TODAY),
+        ("past week", DatePosted.WEEK),
+        ("Past Month", DatePosted.MONTH),
+        ("3days", DatePosted.THREE_DAYS),
+        ("last 24 hours", DatePosted.TODAY),
+        ("", DatePosted.ALL),
+        ("all", DatePosted.ALL),
+    ],
+)
+def test_date_posted_accepts_free_text(text: str, expected: DatePosted) -> None:
+    assert parse(datePosted=text).date_posted is expected
+
+
+@pytest.mark.parametrize(
+    ("country", "code"),
+    [
+        ("US", "US"),
+        ("us", "US"),
+        ("United States", "US"),
+        ("Germany", "DE"),
+        ("GBR", "GB"),
+        ("", None),
+    ],
+)
+def test_country_becomes_alpha_2(country: str, code: str | None) -> None:
+    assert parse(country=country).country == code
+
+
+@pytest.mark.parametrize(
+    ("salary", "value"), [("120000", 120000), ("120,000", 120000), ("$120k", 120000), ("", None)]
+)
+def test_salaries_arrive_as_strings(salary: str, value: int | None) -> None:
+    assert parse(salaryMin=salary).salary_min == value
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"jobTitle": ""}, "jobTitle"),
+        ({"jobTitle": "   "}, "jobTitle"),
+        ({"jobTitle": "x" * 121}, "jobTitle"),
+        ({"city": "x" * 101}, "city"),
+        ({"industry": "x" * 101}, "industry"),
+        ({"salaryMin": "lots"}, "salaryMin"),
+        ({"salaryMin": -1}, "salaryMin"),
+        ({"salaryMax": 10**9}, "salaryMax"),
+        ({"salaryMin": 150000, "salaryMax": 100000}, "salaryMax"),
+        ({"jobType": "whenever"}, "jobType"),
+        ({"datePosted": "yesterday-ish"}, "datePosted"),
+        ({"country": "Atlantis"}, "country"),
+        ({"jobTitle": 5}, "jobTitle"),
+    ],
+)
+def test_bad_input_names_the_field(fields: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        JobSearchRequest.model_validate({"jobTitle": "python developer", **fields})
+    assert field in {str(error["loc"][0]) for error in caught.value.errors()}
+
+
+def test_missing_job_title_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        JobSearchRequest.model_validate({"city": "Austin"})
+
+
+def test_cache_key_ignores_case_spacing_and_spelling_variants() -> None:
+    a = parse(jobTitle="Python  Developer", city="austin", jobType="full time", country="us")
+    b = parse(jobTitle="python developer", city="Austin", jobType="Full-time", country="US")
+    assert a.cache_key() == b.cache_key()
+    assert len(a.cache_key()) == 64
+
+
+def test_cache_key_differs_when_the_search_differs() -> None:
+    assert parse(city="Austin").cache_key() != parse(city="Boston").cache_key()
+    assert parse(jobType="Remote").cache_key() != parse(jobType="Hybrid").cache_key()
