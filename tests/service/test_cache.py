@@ -1,0 +1,48 @@
+"""The two cache layers on their own: expiry in memory, purging in Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import psycopg
+
+from jobsearch.cache import MemoryCache, PostgresCache
+from jobsearch.models import JobSearchRequest, JobSearchResponse
+
+EMPTY = JobSearchResponse(jobs=[], total=0)
+
+
+def test_memory_entries_expire_with_their_ttl() -> None:
+    cache = MemoryCache(ttl_seconds=0.2)
+    cache.put("jsearch", "k", EMPTY)
+    assert cache.get("jsearch", "k") == EMPTY
+    assert cache.get("theirstack", "k") is None
+    time.sleep(0.3)
+    assert cache.get("jsearch", "k") is None
+
+
+def test_rows_round_trip_and_expired_rows_are_purged(
+    app_database_url: str, migrated_database: str
+) -> None:
+    request = JobSearchRequest.model_validate({"jobTitle": "purge me"})
+
+    async def scenario() -> tuple[JobSearchResponse | None, JobSearchResponse | None]:
+        cache = PostgresCache(app_database_url, ttl_minutes=5)
+        await cache.open()
+        try:
+            await cache.put("jsearch", request, EMPTY)
+            fresh = await cache.get("jsearch", request)
+            with psycopg.connect(migrated_database, autocommit=True) as admin:
+                admin.execute("update job_cache set expires_at = now() - interval '1 second'")
+            expired = await cache.get("jsearch", request)
+            await cache.purge_expired()
+            return fresh, expired
+        finally:
+            await cache.close()
+
+    fresh, expired = asyncio.run(scenario())
+    assert fresh == EMPTY
+    assert expired is None
+    with psycopg.connect(migrated_database) as admin:
+        assert admin.execute("select count(*) from job_cache").fetchone() == (0,)
