@@ -2,6 +2,10 @@
 -- Supabase exposes every table in `public` through its REST layer to holders
 -- of the public anon key, so RLS is on and anon/authenticated get nothing.
 
+-- Fail fast instead of queueing behind a long lock on a busy database.
+set local lock_timeout = '5s';
+set local statement_timeout = '60s';
+
 create table public.job_cache (
     source text not null check (source in ('jsearch', 'theirstack')),
     request_hash text not null check (length(request_hash) = 64),

@@ -2,6 +2,10 @@
 -- cache and nothing else. Its LOGIN and password are set by the platform from a
 -- secret (infra/components/database.py), never in a migration file.
 
+-- Fail fast instead of queueing behind a long lock on a busy database.
+set local lock_timeout = '5s';
+set local statement_timeout = '60s';
+
 do $$
 begin
     if not exists (select 1 from pg_roles where rolname = 'jobsearch_app') then
