@@ -1,0 +1,250 @@
+"""Images for the local topology: the service, and bases built from Debian packages.
+
+Users get the official images (topology.Images). A machine that reaches no
+container registry (this workplace, some CI boxes) builds stand-ins instead:
+a Debian bookworm root filesystem from `debootstrap`, imported with
+`docker import`, with Python from Debian; and on top of it the proxy, Redis
+and Postgres from Debian's packages (recipes in tests/images/). Every such
+image is tagged by a hash of its recipe, so it is built once per machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+from docker.errors import BuildError, DockerException, ImageNotFound
+
+from infra.local.engine import apt_install
+from infra.topology import Images
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVICE_DOCKERFILE = "service/Dockerfile"
+STANDIN_RECIPES = REPO_ROOT / "tests" / "images"
+STANDINS = ("caddy", "redis", "postgres")
+
+DEBIAN_SUITE = "bookworm"
+BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
+BASE_REPOSITORY = "jobsearch-local/debian-python"
+# Downloads during builds go through this machine's TLS chain, which may be
+# self-signed: the base trusts exactly what the host trusts.
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+# Bump to rebuild every base after changing how it is made.
+RECIPE_VERSION = "1"
+# What a minimal base needs none of: package caches, indexes, docs, translations.
+TRIMMED = (
+    "var/cache/apt",
+    "var/lib/apt/lists",
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/locale",
+)
+
+
+class ImageError(Exception):
+    """An image could not be built; the message says which and why."""
+
+
+def _digest(parts: Iterable[bytes]) -> str:
+    hasher = hashlib.sha256()
+    for part in parts:
+        hasher.update(hashlib.sha256(part).digest())
+    return hasher.hexdigest()[:12]
+
+
+def _exists(client: docker.DockerClient, tag: str) -> bool:
+    try:
+        client.images.get(tag)
+    except ImageNotFound:
+        return False
+    return True
+
+
+def debian_base_tag() -> str:
+    recipe = json.dumps(
+        {
+            "suite": DEBIAN_SUITE,
+            "packages": BASE_PACKAGES,
+            "version": RECIPE_VERSION,
+            "trimmed": TRIMMED,
+        }
+    ).encode()
+    ca_bundle = HOST_CA_BUNDLE.read_bytes() if HOST_CA_BUNDLE.exists() else b""
+    return f"{BASE_REPOSITORY}:{_digest([recipe, ca_bundle])}"
+
+
+def debian_base(client: docker.DockerClient, work_dir: Path) -> str:
+    """Tag of a bookworm base with Debian's Python 3, built only if absent."""
+    tag = debian_base_tag()
+    if _exists(client, tag):
+        return tag
+    if shutil.which("debootstrap") is None:
+        apt_install("debootstrap")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work_dir, prefix="rootfs-") as scratch:
+        root = Path(scratch) / "root"
+        # No mirror argument: debootstrap uses its default.
+        command = [
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(BASE_PACKAGES)}",
+            DEBIAN_SUITE,
+            str(root),
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+            raise ImageError(f"debootstrap of {DEBIAN_SUITE} failed: {' / '.join(tail)}")
+        if HOST_CA_BUNDLE.exists():
+            shutil.copyfile(HOST_CA_BUNDLE, root / "etc/ssl/certs/ca-certificates.crt")
+        for relative in TRIMMED:
+            target = root / relative
+            if target.is_dir():
+                shutil.rmtree(target)
+                target.mkdir()
+        for needed_by_apt in ("var/lib/apt/lists/partial", "var/cache/apt/archives/partial"):
+            (root / needed_by_apt).mkdir(parents=True, exist_ok=True)
+        archive = Path(scratch) / "rootfs.tar"
+        subprocess.run(
+            ["tar", "--numeric-owner", "-C", str(root), "-cf", str(archive), "."],
+            check=True,
+            capture_output=True,
+        )
+        repository, _, version = tag.partition(":")
+        client.api.import_image_from_file(
+            str(archive),
+            repository=repository,
+            tag=version,
+            changes=["ENV LANG=C.UTF-8", 'CMD ["python3"]'],
+        )
+    return tag
+
+
+def _build(
+    client: docker.DockerClient,
+    *,
+    context: Path,
+    tag: str,
+    dockerfile: str = "Dockerfile",
+    buildargs: dict[str, str] | None = None,
+) -> str:
+    try:
+        image, _ = client.images.build(
+            path=str(context),
+            dockerfile=dockerfile,
+            tag=tag,
+            buildargs=buildargs or {},
+            # Package downloads need the host's network (and its resolver).
+            network_mode="host",
+            rm=True,
+            forcerm=True,
+            pull=False,
+        )
+    except BuildError as error:
+        lines = [
+            str(item.get("stream") or item.get("error") or "").strip() for item in error.build_log
+        ]
+        tail = " / ".join(line for line in lines if line)[-600:]
+        raise ImageError(f"building {tag} failed: {error.msg}; last output: {tail}") from None
+    return str(image.id)
+
+
+def standin_tag(name: str, base: str) -> str:
+    recipe = STANDIN_RECIPES / name
+    if not recipe.is_dir():
+        raise ImageError(f"no recipe for a {name} stand-in in {recipe}")
+    files = sorted(path for path in recipe.rglob("*") if path.is_file())
+    parts = [base.encode()] + [path.name.encode() + path.read_bytes() for path in files]
+    return f"jobsearch-local/{name}:{_digest(parts)}"
+
+
+def standin(client: docker.DockerClient, name: str, base: str) -> str:
+    """Tag of the Debian-package stand-in for an official image, built only if absent."""
+    tag = standin_tag(name, base)
+    if not _exists(client, tag):
+        _build(client, context=STANDIN_RECIPES / name, tag=tag, buildargs={"BASE_IMAGE": base})
+    return tag
+
+
+def _git(*args: str) -> str:
+    result = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def oci_build_args() -> dict[str, str]:
+    """Source, revision and creation time from git: stable for a given commit,
+    so that rebuilding an unchanged tree gives the same image."""
+    return {
+        "SOURCE": _git("config", "--get", "remote.origin.url") or f"file://{REPO_ROOT}",
+        "REVISION": _git("rev-parse", "HEAD") or "unknown",
+        "CREATED": _git("log", "-1", "--format=%cI") or "unknown",
+    }
+
+
+def build_service_image(client: docker.DockerClient, *, base_image: str | None, tag: str) -> str:
+    """Build service/Dockerfile from the repository root; returns the image id.
+
+    Without `base_image`, the Dockerfile's default (the official image) is used.
+    """
+    buildargs = oci_build_args()
+    if base_image is not None:
+        buildargs["BASE_IMAGE"] = base_image
+    return _build(
+        client, context=REPO_ROOT, dockerfile=SERVICE_DOCKERFILE, tag=tag, buildargs=buildargs
+    )
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Where each container's image comes from; `base` None means the Dockerfile's default."""
+
+    base: str | None
+    proxy: str
+    redis: str
+    postgres: str
+
+
+OFFICIAL_BASE = "python:3.12-slim"
+
+
+def registry_reachable(client: docker.DockerClient) -> bool:
+    """Whether the official images can be had: present already, or pullable now."""
+    official = Images(service="")
+    wanted = (OFFICIAL_BASE, official.proxy, official.redis, official.postgres)
+    if all(_exists(client, tag) for tag in wanted):
+        return True
+    try:
+        repository, _, tag = OFFICIAL_BASE.partition(":")
+        client.images.pull(repository, tag=tag)
+    except DockerException:
+        return False
+    return True
+
+
+def image_set(client: docker.DockerClient, source: str, work_dir: Path) -> ImageSet:
+    if source == "official":
+        official = Images(service="")
+        return ImageSet(
+            base=None, proxy=official.proxy, redis=official.redis, postgres=official.postgres
+        )
+    if source != "debian":
+        raise ImageError(f"image source {source!r}: expected official or debian")
+    base = debian_base(client, work_dir)
+    return ImageSet(
+        base=base,
+        proxy=standin(client, "caddy", base),
+        redis=standin(client, "redis", base),
+        postgres=standin(client, "postgres", base),
+    )

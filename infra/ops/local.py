@@ -1,0 +1,235 @@
+"""`ops local`: the production topology on this machine's Docker engine.
+
+    ops local up                 build the image, start everything, migrate, print the URL
+    ops local rollout --image R  replace the replicas with image R, gated by health
+    ops local rollback           go back to the image that ran before the last rollout
+    ops local status             what runs, and whether it is healthy
+    ops local down [--volumes]   remove it all; the database volume only with --volumes
+
+API keys come from a `.env` at the repository root when there is one;
+without it the job sources are off and /health still answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any, cast
+
+from docker import DockerClient
+from docker.errors import DockerException
+from dotenv import dotenv_values
+
+from infra.local.engine import EngineError, ensure_engine
+from infra.local.images import ImageError, build_service_image, image_set, registry_reachable
+from infra.local.runner import LocalRunner, RolloutError
+from infra.local.state import (
+    API_KEY_SETTINGS,
+    REPO_ROOT,
+    STATE_ROOT,
+    ImageSource,
+    LocalConfig,
+    LocalEnvironment,
+    LocalState,
+    StateError,
+)
+from infra.migrations import MigrationError
+from infra.ops.cli import OpsError
+
+IMAGE_SOURCE_VARIABLE = "JOBSEARCH_LOCAL_IMAGES"
+IMAGE_SOURCES = ("auto", "official", "debian")
+DOTENV = REPO_ROOT / ".env"
+
+_FAILURES = (EngineError, ImageError, RolloutError, StateError, MigrationError, DockerException)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    local = subparsers.add_parser(
+        "local",
+        help="run the production topology on the local Docker engine",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    local.add_argument(
+        "--env",
+        choices=("local", "test"),
+        default="local",
+        help="which local instance (the test suite uses its own, 'test'); default local",
+    )
+    commands = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="build, start, migrate, wait until healthy, print the URL")
+    up.add_argument(
+        "--images",
+        choices=IMAGE_SOURCES,
+        default=None,
+        help=(
+            "official images (needs a registry), stand-ins built from Debian packages, or "
+            "auto: official when a registry answers, else Debian; "
+            f"default: ${IMAGE_SOURCE_VARIABLE}, then the last choice, then auto"
+        ),
+    )
+    up.add_argument("--image", metavar="REF", help="run this service image instead of building one")
+    up.set_defaults(handler=_up)
+
+    rollout = commands.add_parser("rollout", help="replace the replicas with a new image")
+    rollout.add_argument("--image", metavar="REF", required=True, help="the image to roll out")
+    rollout.set_defaults(handler=_rollout)
+
+    rollback = commands.add_parser("rollback", help="roll back to the previous image")
+    rollback.set_defaults(handler=_rollback)
+
+    status = commands.add_parser("status", help="containers, health and images")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(handler=_status)
+
+    down = commands.add_parser("down", help="remove the topology (the database volume stays)")
+    down.add_argument("--volumes", action="store_true", help="also delete the database volume")
+    down.set_defaults(handler=_down)
+
+
+def _image_source(
+    args: argparse.Namespace, saved: LocalConfig | None, client: DockerClient
+) -> ImageSource:
+    chosen = (
+        args.images
+        or os.environ.get(IMAGE_SOURCE_VARIABLE)
+        or (saved.images if saved is not None else "auto")
+    )
+    if chosen not in IMAGE_SOURCES:
+        raise OpsError(
+            f"{IMAGE_SOURCE_VARIABLE}={chosen!r}: expected one of {', '.join(IMAGE_SOURCES)}"
+        )
+    if chosen != "auto":
+        return cast(ImageSource, chosen)
+    if registry_reachable(client):
+        return "official"
+    # The defaults stay the official images; this only covers machines with no registry.
+    print("no container registry answers: using stand-in images built from Debian packages")
+    return "debian"
+
+
+def _api_keys_from_dotenv(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    values = dotenv_values(path)
+    return {name: value for name in API_KEY_SETTINGS if (value := values.get(name))}
+
+
+def _open(environment: LocalEnvironment) -> LocalRunner:
+    state = LocalState(environment)
+    config = state.load_config()
+    return LocalRunner(ensure_engine(STATE_ROOT), state, config)
+
+
+def _up(args: argparse.Namespace) -> int:
+    environment: LocalEnvironment = args.env
+    try:
+        state = LocalState(environment)
+        saved: LocalConfig | None
+        try:
+            saved = state.load_config()
+        except StateError:
+            saved = None
+        state.prepare()
+        client = ensure_engine(STATE_ROOT)
+        source = _image_source(args, saved, client)
+        images = image_set(client, source, STATE_ROOT / "build")
+        config = replace(
+            saved or LocalConfig(environment=environment),
+            images=source,
+            proxy_image=images.proxy,
+            redis_image=images.redis,
+            postgres_image=images.postgres,
+        )
+        service_image = args.image
+        if service_image is None:
+            print(f"building the service image (base: {images.base or 'the Dockerfile default'})")
+            try:
+                service_image = build_service_image(
+                    client, base_image=images.base, tag=f"jobsearch-api:{environment}"
+                )
+            except ImageError as error:
+                hint = (
+                    "; on a machine with no registry, run `ops local up --images debian`"
+                    if source == "official"
+                    else ""
+                )
+                raise OpsError(f"{error}{hint}") from None
+        state.save_config(config)
+        if environment == "local":
+            keys = _api_keys_from_dotenv(DOTENV)
+            state.set_api_keys(keys)
+            if not keys:
+                print(f"no API keys in {DOTENV}: the job sources are off (/health still works)")
+        url = LocalRunner(client, state, config).up(service_image)
+    except _FAILURES as error:
+        raise OpsError(str(error)) from None
+    print(f"ready: {url}")
+    return 0
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    try:
+        runner = _open(args.env)
+        runner.require_running()
+        generation = runner.rollout(args.image)
+    except _FAILURES as error:
+        raise OpsError(str(error)) from None
+    print(f"rolled out {args.image} (generation {generation})")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    try:
+        runner = _open(args.env)
+        runner.require_running()
+        image = runner.rollback()
+    except _FAILURES as error:
+        raise OpsError(str(error)) from None
+    print(f"rolled back to {image}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    try:
+        runner = _open(args.env)
+        containers = runner.status()
+        history = runner.state.history()
+        url = runner.topology().public_url
+    except _FAILURES as error:
+        raise OpsError(str(error)) from None
+    healthy = bool(containers) and all(
+        item.state == "running" and item.health in ("healthy", "none") for item in containers
+    )
+    if args.json:
+        report: dict[str, Any] = {
+            "url": url,
+            "healthy": healthy,
+            "containers": [asdict(item) for item in containers],
+            "current_image": history.current_image,
+            "previous_image": history.previous_image,
+        }
+        print(json.dumps(report, indent=2))
+    else:
+        if not containers:
+            print(f"nothing runs for {args.env!r}")
+        for item in containers:
+            print(f"{item.name:40} {item.role:9} {item.state:9} {item.health:10} {item.image}")
+        print(f"url: {url}")
+        print(f"current image: {history.current_image}; previous: {history.previous_image}")
+    return 0 if healthy else 1
+
+
+def _down(args: argparse.Namespace) -> int:
+    try:
+        removed = _open(args.env).down(volumes=args.volumes)
+    except _FAILURES as error:
+        raise OpsError(str(error)) from None
+    print(f"removed: {', '.join(removed) if removed else 'nothing'}")
+    if not args.volumes:
+        print("the database volume stays; `ops local down --volumes` deletes it")
+    return 0
