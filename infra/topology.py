@@ -45,7 +45,13 @@ POSTGRES_UID = "999:999"
 # inject them from Pulumi secrets (stacks) or the local secrets file.
 SERVICE_SECRET_SETTINGS = ("RAPID_API_KEY", "THEIRSTACK_API_KEY", "DATABASE_URL", "SENTRY_DSN")
 
-Environment = Literal["local", "staging", "prod"]
+LOCAL_POSTGRES_PORT = 55432
+LOCAL_DATABASE = "jobsearch"
+
+# "test" is a second local instance for the suite, so that it never touches a
+# developer's `make local` (names, subnet and ports all differ). "dev" is a
+# developer's own Pulumi stack (docs/pulumi.md), on their own Docker engine.
+Environment = Literal["local", "test", "dev", "staging", "prod"]
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,9 @@ class NetworkSpec:
     subnet: str
     gateway: str
     proxy_address: str
+    # Where the engine picks addresses for every other container: outside it,
+    # so that no replica started first can take the proxy's fixed address.
+    dynamic_range: str | None = None
     internal: bool = False
 
 
@@ -157,6 +166,7 @@ class TopologySpec:
     state_dir: str = "/srv/jobsearch"
     subnet_octet: int = 231
     local_datastores: bool = False
+    postgres_host_port: int = LOCAL_POSTGRES_PORT
     service_memory_mb: int = 512
     service_cpus: float = 1.0
 
@@ -209,7 +219,8 @@ def service_healthcheck() -> HealthCheck:
     return HealthCheck(
         command=("python", "-m", "jobsearch.healthcheck"),
         interval_seconds=2,
-        timeout_seconds=2,
+        # A Python process starts within the timeout even on a busy 2-core host.
+        timeout_seconds=5,
         retries=3,
         start_period_seconds=20,
     )
@@ -245,8 +256,19 @@ def _replica(topology: Topology, generation: str, index: int) -> ContainerSpec:
     )
 
 
+def _tmpfs_owner(user: str) -> str:
+    uid, gid = user.split(":")
+    return f"uid={uid},gid={gid}"
+
+
 def _app_env(environment: Environment) -> str:
-    return {"local": "development", "staging": "staging", "prod": "production"}[environment]
+    return {
+        "local": "development",
+        "test": "development",
+        "dev": "development",
+        "staging": "staging",
+        "prod": "production",
+    }[environment]
 
 
 def _proxy(spec: TopologySpec, network: NetworkSpec, prefix: str) -> ContainerSpec:
@@ -283,7 +305,11 @@ def _proxy(spec: TopologySpec, network: NetworkSpec, prefix: str) -> ContainerSp
             Mount("/etc/caddy", f"{spec.state_dir}/caddy-config", "bind", read_only=True),
             Mount("/data", f"{spec.state_dir}/caddy-data", "bind"),
         ),
-        tmpfs={"/config": "rw,noexec,nosuid,size=16m", "/tmp": "rw,noexec,nosuid,size=16m"},  # noqa: S108
+        # A tmpfs is root's unless told otherwise; Caddy autosaves its config here.
+        tmpfs={
+            "/config": f"rw,noexec,nosuid,size=16m,{_tmpfs_owner(PROXY_UID)}",
+            "/tmp": "rw,noexec,nosuid,size=16m",  # noqa: S108
+        },
         labels=_labels(spec, "proxy"),
     )
 
@@ -319,10 +345,6 @@ def _redis(spec: TopologySpec, prefix: str) -> ContainerSpec:
     )
 
 
-LOCAL_POSTGRES_PORT = 55432
-LOCAL_DATABASE = "jobsearch"
-
-
 def _postgres(spec: TopologySpec, prefix: str) -> ContainerSpec:
     return ContainerSpec(
         role="postgres",
@@ -339,9 +361,13 @@ def _postgres(spec: TopologySpec, prefix: str) -> ContainerSpec:
         limits=Limits(memory_mb=512, cpus=1.0),
         stop_timeout_seconds=30,
         # Published on loopback only: the local runner applies migrations through it.
-        ports=(PortMapping(5432, LOCAL_POSTGRES_PORT, "127.0.0.1"),),
+        ports=(PortMapping(5432, spec.postgres_host_port, "127.0.0.1"),),
         mounts=(Mount("/var/lib/postgresql/data", f"{prefix}-pgdata", "volume"),),
-        tmpfs={"/var/run/postgresql": "rw,nosuid,size=8m", "/tmp": "rw,noexec,nosuid,size=64m"},  # noqa: S108
+        # Postgres, running as its uid, puts its socket and lock file here.
+        tmpfs={
+            "/var/run/postgresql": f"rw,nosuid,size=8m,{_tmpfs_owner(POSTGRES_UID)}",
+            "/tmp": "rw,noexec,nosuid,size=64m",  # noqa: S108
+        },
         labels=_labels(spec, "postgres"),
     )
 
@@ -356,6 +382,7 @@ def describe(spec: TopologySpec) -> Topology:
         subnet=f"{base}.0/24",
         gateway=f"{base}.1",
         proxy_address=f"{base}.2",
+        dynamic_range=f"{base}.128/25",
     )
     datastores = [_redis(spec, prefix)]
     volumes: list[str] = []

@@ -1,0 +1,155 @@
+"""One topology instance ("test") shared by the container tests.
+
+It never touches a developer's `make local`: its own names (jobsearch-test-*),
+subnet, ports and state directory. Each test asks for `topology`, which runs
+`up` first: a no-op when everything already runs the service image, and a
+rollout back to it when an earlier test left another image running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import docker
+import httpx
+import pytest
+from docker.errors import NotFound
+
+from infra.local.runner import LocalRunner, wait_healthy
+from infra.local.state import LocalConfig, LocalState
+from infra.topology import HealthCheck, Topology
+from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
+from tests.support.docker import TestImages, docker_client, test_images
+from tests.support.servers import free_port
+
+__all__ = ["docker_client", "test_images"]
+
+FAKES_PORT = 9100
+FAKES_ALIAS = "fakes"
+TEST_SUBNET_OCTET = 232
+
+
+@dataclass
+class TestTopology:
+    __test__ = False
+
+    runner: LocalRunner
+    images: TestImages
+    fakes_url: str  # the fake upstreams' /_control, published on loopback
+
+    @property
+    def description(self) -> Topology:
+        return self.runner.topology(self.images.service)
+
+    @property
+    def url(self) -> str:
+        return self.description.public_url
+
+    def control_fakes(self, **command: object) -> dict[str, object]:
+        response = httpx.post(f"{self.fakes_url}/_control", json=command, timeout=5)
+        response.raise_for_status()
+        result: dict[str, object] = response.json()
+        return result
+
+
+def _fakes_name(runner: LocalRunner) -> str:
+    return f"{runner.topology().prefix}-fakes"
+
+
+def ensure_fakes(client: docker.DockerClient, runner: LocalRunner, image: str, port: int) -> None:
+    """The fake upstreams, reachable from the replicas as http://fakes:9100."""
+    name = _fakes_name(runner)
+    with contextlib.suppress(NotFound):
+        existing = client.containers.get(name)
+        if existing.status == "running":
+            return
+        existing.remove(force=True)
+    topology = runner.topology()
+    network = topology.network.name
+    container = client.containers.create(
+        image,
+        name=name,
+        user="10001:10001",
+        read_only=True,
+        tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"},
+        # Labelled like the topology's containers, so `down` removes it too.
+        labels={
+            "org.jobsearch.project": "jobsearch",
+            "org.jobsearch.environment": runner.config.environment,
+            "org.jobsearch.role": "fakes",
+        },
+        ports={f"{FAKES_PORT}/tcp": ("127.0.0.1", port)},
+        network=network,
+        networking_config={network: client.api.create_endpoint_config(aliases=[FAKES_ALIAS])},
+        healthcheck={
+            "test": [
+                "CMD",
+                "python",
+                "-c",
+                f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{FAKES_PORT}/_control')",
+            ],
+            "interval": 1_000_000_000,
+            "retries": 30,
+        },
+    )
+    container.start()
+    wait_healthy([container], HealthCheck(command=(), interval_seconds=1), timeout=60)
+
+
+# One instance per test process, however many modules import the fixture
+# (each import is a fixture definition of its own to pytest).
+_shared: list[TestTopology] = []
+
+
+@pytest.fixture(scope="session")
+def local_topology(
+    docker_client: docker.DockerClient, test_images: TestImages
+) -> Iterator[TestTopology]:
+    if _shared:
+        yield _shared[0]
+        return
+    state = LocalState("test")
+    config = LocalConfig(
+        environment="test",
+        images="debian",
+        http_port=free_port(),
+        postgres_port=free_port(),
+        subnet_octet=TEST_SUBNET_OCTET,
+        replicas=2,
+        workers=2,
+        proxy_image=test_images.proxy,
+        redis_image=test_images.redis,
+        postgres_image=test_images.postgres,
+        settings={
+            "JSEARCH_BASE_URL": f"http://{FAKES_ALIAS}:{FAKES_PORT}",
+            "THEIRSTACK_BASE_URL": f"http://{FAKES_ALIAS}:{FAKES_PORT}",
+            "RATE_LIMIT": "1000/second",
+            "UPSTREAM_TIMEOUT_SECONDS": "20",
+            "LOG_LEVEL": "WARNING",
+        },
+    )
+    runner = LocalRunner(docker_client, state, config, say=lambda line: print(f"[local] {line}"))
+    # Whatever an interrupted run left behind goes first.
+    runner.down(volumes=True)
+    state.prepare()
+    state.save_config(config)
+    state.set_api_keys({"RAPID_API_KEY": JSEARCH_KEY, "THEIRSTACK_API_KEY": THEIRSTACK_KEY})
+    _shared.append(TestTopology(runner, test_images, fakes_url=f"http://127.0.0.1:{free_port()}"))
+    try:
+        yield _shared[0]
+    finally:
+        _shared.clear()
+        runner.down(volumes=True)
+
+
+@pytest.fixture
+def topology(local_topology: TestTopology, docker_client: docker.DockerClient) -> TestTopology:
+    """The shared instance, up and serving the service image."""
+    runner = local_topology.runner
+    runner.up(local_topology.images.service)
+    port = int(local_topology.fakes_url.rsplit(":", 1)[1])
+    ensure_fakes(docker_client, runner, local_topology.images.fakes, port)
+    local_topology.control_fakes(reset=True)
+    return local_topology
