@@ -4,13 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: local local-down run test lint typecheck bench lock clean-venv
+.PHONY: install local local-down run test lint typecheck bench lock clean-venv
 
 $(INSTALLED): requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-* && touch $@
+
+## install: the virtualenv with every locked dependency, as the other targets use it.
+install: $(INSTALLED)
 
 ## local: build the image and run the whole topology on the local Docker engine.
 local: $(INSTALLED)

@@ -13,7 +13,9 @@ from typing import Literal
 Severity = Literal["critical", "warning"]
 Probe = Literal["health", "ready", "ready_body", "certificate", "quota", "error_rate"]
 
-DEFAULT_RUNBOOK_BASE_URL = "https://github.com/jobsearch-platform/jobsearch-platform/blob/main/runbooks"
+DEFAULT_RUNBOOK_BASE_URL = (
+    "https://github.com/jobsearch-platform/jobsearch-platform/blob/main/runbooks"
+)
 
 
 @dataclass(frozen=True)

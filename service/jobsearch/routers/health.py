@@ -13,6 +13,10 @@ from jobsearch.deps import RateLimiterDep, SearchServiceDep
 
 router = APIRouter(tags=["health"])
 
+# Below this many requests left on a plan, /ready reports the quota as low
+# (the JobSearchUpstreamQuotaLow alert watches for it).
+QUOTA_LOW_BELOW = 50
+
 
 class HealthResponse(BaseModel):
     status: Literal["healthy"]
@@ -31,7 +35,8 @@ async def ready(search: SearchServiceDep, limiter: RateLimiterDep) -> JSONRespon
     200 "ready": everything is up. 200 "degraded": searches work, but the
     cache database or the shared rate-limit store is down, or a source is
     paused by its circuit breaker. 503 "unavailable": no search can succeed,
-    because no source is configured.
+    because no source is configured. `checks.quota` is "low" once a source
+    reports fewer than QUOTA_LOW_BELOW requests left; searches still work.
     """
     database: dict[str, Any]
     if search.database is None:
@@ -59,6 +64,13 @@ async def ready(search: SearchServiceDep, limiter: RateLimiterDep) -> JSONRespon
             }
 
     configured = [info for info in sources.values() if info["configured"]]
+    reported = [
+        info["quota_remaining"] for info in configured if info["quota_remaining"] is not None
+    ]
+    quota = {
+        "status": "low" if any(left < QUOTA_LOW_BELOW for left in reported) else "ok",
+        "low_below": QUOTA_LOW_BELOW,
+    }
     if not configured:
         status, code = "unavailable", 503
     elif (
@@ -77,6 +89,7 @@ async def ready(search: SearchServiceDep, limiter: RateLimiterDep) -> JSONRespon
                 "database": database,
                 "rate_limit_store": {"status": rate_limit_store},
                 "sources": sources,
+                "quota": quota,
             },
         },
     )

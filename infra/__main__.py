@@ -1,0 +1,177 @@
+"""Deploys: the jobsearch API, for one stack (staging, prod, or a developer's dev).
+
+- the container host: an existing server over SSH, a Hetzner Cloud VM, or
+  (dev) this machine's Docker engine;
+- the cache database's schema (versioned migrations) and the service's own
+  least-privilege login, before any container changes;
+- the service, as infra/topology.py describes it: a network, images pinned by
+  digest, the replicas, Redis, and Caddy with automatic HTTPS;
+- the API's DNS record, external checks and alerts, and (optional) the
+  frontend's BACKEND_URL.
+
+Images are never built here. Staging runs the digest its config names; prod
+runs what staging runs (promoteFrom), unless imageRef overrides it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from infra.components.database import Database, DatabaseArgs
+from infra.components.domain import Domain, DomainArgs, record_type
+from infra.components.frontend import Frontend, FrontendArgs
+from infra.components.host import Host, HostArgs, RegistryLogin
+from infra.components.monitoring import Monitoring, MonitoringArgs, SentryAlerting
+from infra.components.service import Service, ServiceArgs, rollout_generation
+from infra.config import (
+    KEYS_BY_NAME,
+    ConfigError,
+    PulumiConfigSource,
+    StackConfig,
+    load,
+    registry_host,
+    resolve_images,
+    secret,
+)
+from infra.topology import describe
+
+
+def _registry(config: StackConfig, service_image: str) -> RegistryLogin | None:
+    if config.registry_password is None:
+        return None
+    address = registry_host(service_image)
+    if address is None:
+        key = KEYS_BY_NAME["registryUsername"]
+        raise ConfigError(
+            f"{key.full_name} is set, but {service_image} names no registry to log in to"
+        )
+    return RegistryLogin(address, config.registry_username, secret(config.registry_password))
+
+
+def _service_secrets(config: StackConfig, database: Database) -> dict[str, pulumi.Input[str]]:
+    secrets: dict[str, pulumi.Input[str]] = {"DATABASE_URL": database.app_database_url}
+    optional = {
+        "RAPID_API_KEY": config.rapid_api_key,
+        "THEIRSTACK_API_KEY": config.theirstack_api_key,
+        "SENTRY_DSN": config.sentry_dsn,
+    }
+    secrets.update({name: secret(value) for name, value in optional.items() if value is not None})
+    return secrets
+
+
+async def main() -> dict[str, Any]:
+    config = load(pulumi.get_stack(), PulumiConfigSource())
+    images = await resolve_images(config)
+    topology = describe(config.topology_spec(images.images()))
+
+    host = Host(
+        "host",
+        HostArgs(
+            mode=config.host_mode,
+            environment=config.environment,
+            ssh_user=config.ssh_user,
+            ssh_port=config.ssh_port,
+            address=config.host_address,
+            host_key=config.host_key,
+            ssh_public_key=config.ssh_public_key,
+            server_type=config.hcloud_server_type,
+            location=config.hcloud_location,
+            image=config.hcloud_image,
+            hcloud_token=secret(config.hcloud_token) if config.hcloud_token else None,
+            public_ports=(config.http_port, config.https_port),
+            docker_host=config.docker_host,
+            registry=_registry(config, images.service),
+            protect=config.environment == "prod",
+        ),
+    )
+    database = Database(
+        "database",
+        DatabaseArgs(
+            admin_url=secret(config.database_url), app_password=secret(config.app_db_password)
+        ),
+    )
+    generation = rollout_generation(topology, config.secrets_fingerprint())
+    service = Service(
+        "service",
+        ServiceArgs(
+            topology=topology,
+            generation=generation,
+            host=host,
+            secrets=_service_secrets(config, database),
+            prerequisites=[database],
+            pull_images=config.host_mode != "local",
+        ),
+    )
+    url = config.public_url(host.address)
+
+    if config.domain and config.cloudflare_zone_id and config.cloudflare_api_token:
+        Domain(
+            "domain",
+            DomainArgs(
+                zone_id=config.cloudflare_zone_id,
+                hostname=config.domain,
+                address=host.address,
+                address_type="A"
+                if config.host_mode == "hcloud"
+                else record_type(config.host_address),
+                api_token=secret(config.cloudflare_api_token),
+                environment=config.environment,
+            ),
+        )
+    monitoring = None
+    if config.monitored and config.checkly_api_key is not None:
+        monitoring = Monitoring(
+            "monitoring",
+            MonitoringArgs(
+                environment=config.environment,
+                app_env=config.app_env,
+                domain=config.domain,
+                locations=config.checkly_locations,
+                account_id=config.checkly_account_id,
+                api_key=secret(config.checkly_api_key),
+                emails=config.alert_emails,
+                webhook_url=secret(config.alert_webhook_url) if config.alert_webhook_url else None,
+                runbook_base_url=config.runbook_base_url,
+                sentry=SentryAlerting(
+                    organization=config.sentry_organization,
+                    project=config.sentry_project,
+                    team_id=config.sentry_team_id,
+                    auth_token=secret(config.sentry_auth_token),
+                )
+                if config.sentry_alerting and config.sentry_auth_token is not None
+                else None,
+            ),
+        )
+    if config.frontend_link and config.vercel_api_token is not None:
+        Frontend(
+            "frontend",
+            FrontendArgs(
+                environment=config.environment,
+                project_id=config.vercel_project_id,
+                team_id=config.vercel_team_id,
+                api_token=secret(config.vercel_api_token),
+                backend_url=url,
+            ),
+        )
+
+    # Outputs are never secret: `ops` and the deploy workflow read them.
+    return {
+        "environment": config.environment,
+        "url": url,
+        "host": host.address,
+        "host_key": host.host_key,
+        "image_ref": images.service,
+        "proxy_image_ref": images.proxy,
+        "redis_image_ref": images.redis,
+        "images_from": images.source,
+        "generation": generation,
+        "replicas": [replica.name for replica in topology.replicas(generation)],
+        "schema_migrations": database.applied,
+        "monitored_alerts": sorted(monitoring.checks) if monitoring is not None else [],
+        "service_network": service.network.name,
+    }
+
+
+pulumi.run(main)

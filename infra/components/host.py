@@ -1,0 +1,327 @@
+"""The container host: an existing server, a Hetzner Cloud VM, or this machine's engine.
+
+Every stack reaches Docker the same way, through a pulumi-docker provider: over
+SSH (`ssh://deploy@host`) for a server, over the local socket for a dev stack.
+The server's SSH host key is pinned, never learned on first use: an existing
+server's comes from config, and a VM's is generated here and handed to it by
+cloud-init, so the first connection is already verified.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_command as command
+import pulumi_docker as docker
+import pulumi_hcloud as hcloud
+import pulumi_tls as tls
+
+from infra.config import HostMode
+
+COMPONENT_TYPE = "jobsearch:platform:Host"
+# How long `docker` waits for a reboot-fresh VM's SSH before giving up.
+_DIAL_ATTEMPTS = 40
+
+
+@dataclass(frozen=True)
+class RegistryLogin:
+    """Credentials for pulling private images, from the service image's registry."""
+
+    address: str
+    username: str
+    password: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class HostArgs:
+    mode: HostMode
+    environment: str
+    ssh_user: str = "deploy"
+    ssh_port: int = 22
+    # existing
+    address: str = ""
+    host_key: str = ""
+    # hcloud
+    ssh_public_key: str = ""
+    server_type: str = "cx22"
+    location: str = "fsn1"
+    image: str = "debian-12"
+    hcloud_token: pulumi.Input[str] | None = None
+    # Ports the firewall opens besides SSH.
+    public_ports: tuple[int, ...] = (80, 443)
+    # local
+    docker_host: str = "unix:///var/run/docker.sock"
+    registry: RegistryLogin | None = None
+    # Refuse to delete or rebuild the VM by accident (prod).
+    protect: bool = False
+
+
+def docker_ssh_options(host_key: str) -> list[str]:
+    """ssh(1) options that accept exactly this host key and nothing else.
+
+    KnownHostsCommand (OpenSSH 8.5+) prints the pinned key as the only known
+    host; the deployer's own known_hosts is not read or written.
+    """
+    return [
+        "-o", "StrictHostKeyChecking=yes",
+        "-o", "UserKnownHostsFile=/dev/null",
+        "-o", f"KnownHostsCommand=/bin/echo %H {host_key}",
+        "-o", "BatchMode=yes",
+        "-o", "ConnectTimeout=15",
+    ]  # fmt: skip
+
+
+def cloud_init(
+    *,
+    user: str,
+    user_public_key: str,
+    host_private_key: str,
+    host_public_key: str,
+    ssh_port: int,
+    public_ports: Sequence[int],
+) -> str:
+    """First-boot setup of a VM: Docker, the deploy user, upgrades, SSH and a firewall.
+
+    JSON is valid YAML, so the document is written with json and needs no YAML library.
+    """
+    allowed = [ssh_port, *public_ports]
+    document = {
+        # The host key the deployer already pins; no other key is generated.
+        "ssh_deletekeys": True,
+        "ssh_genkeytypes": [],
+        "ssh_keys": {"ed25519_private": host_private_key, "ed25519_public": host_public_key},
+        "disable_root": True,
+        "ssh_pwauth": False,
+        "users": [
+            {
+                "name": user,
+                "shell": "/bin/bash",
+                "lock_passwd": True,
+                "ssh_authorized_keys": [user_public_key],
+            }
+        ],
+        "package_update": True,
+        "package_upgrade": True,
+        "packages": ["docker.io", "unattended-upgrades", "ufw"],
+        "write_files": [
+            {
+                "path": "/etc/apt/apt.conf.d/20auto-upgrades",
+                "permissions": "0644",
+                "content": 'APT::Periodic::Update-Package-Lists "1";\n'
+                'APT::Periodic::Unattended-Upgrade "1";\n',
+            },
+            {
+                "path": "/etc/ssh/sshd_config.d/10-jobsearch.conf",
+                "permissions": "0644",
+                "content": f"Port {ssh_port}\nPasswordAuthentication no\n"
+                f"KbdInteractiveAuthentication no\nPermitRootLogin no\nAllowUsers {user}\n",
+            },
+            {
+                # Every container's logs rotate even if its own options were lost.
+                "path": "/etc/docker/daemon.json",
+                "permissions": "0644",
+                "content": json.dumps(
+                    {
+                        "log-driver": "json-file",
+                        "log-opts": {"max-size": "10m", "max-file": "5"},
+                        "live-restore": True,
+                    }
+                ),
+            },
+        ],
+        "runcmd": [
+            # The docker group exists only once the package is installed.
+            ["usermod", "-aG", "docker", user],
+            ["systemctl", "enable", "--now", "docker"],
+            ["systemctl", "enable", "--now", "unattended-upgrades"],
+            ["ufw", "default", "deny", "incoming"],
+            ["ufw", "default", "allow", "outgoing"],
+            *[["ufw", "allow", f"{port}/tcp"] for port in allowed],
+            ["ufw", "--force", "enable"],
+            ["systemctl", "restart", "ssh"],
+        ],
+    }
+    return "#cloud-config\n" + json.dumps(document, indent=2) + "\n"
+
+
+def firewall_rules(ports: Sequence[int]) -> list[hcloud.FirewallRuleArgs]:
+    return [
+        hcloud.FirewallRuleArgs(
+            direction="in",
+            protocol="tcp",
+            port=str(port),
+            source_ips=["0.0.0.0/0", "::/0"],
+            description=f"tcp {port}",
+        )
+        for port in ports
+    ]
+
+
+class Host(pulumi.ComponentResource):
+    """Where the containers run, and how the deployer reaches it."""
+
+    address: pulumi.Output[str]
+    # The SSH host key deploys pin (not a secret: it is the server's public key).
+    host_key: pulumi.Output[str]
+    docker: docker.Provider
+
+    def __init__(
+        self, name: str, args: HostArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(COMPONENT_TYPE, name, None, opts)
+        self._mode = args.mode
+        self._docker_host = args.docker_host
+        self._connection: command.remote.ConnectionArgs | None = None
+        ready: list[pulumi.Resource] = []
+        registry_auth = (
+            [
+                docker.ProviderRegistryAuthArgs(
+                    address=args.registry.address,
+                    username=args.registry.username,
+                    password=args.registry.password,
+                )
+            ]
+            if args.registry is not None
+            else None
+        )
+
+        if args.mode == "local":
+            self.address = pulumi.Output.from_input("127.0.0.1")
+            self.host_key = pulumi.Output.from_input("")
+            self.docker = docker.Provider(
+                f"{name}-docker",
+                host=args.docker_host,
+                registry_auth=registry_auth,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.register_outputs({"address": self.address, "host_key": self.host_key})
+            return
+
+        host_key: pulumi.Input[str]
+        server: hcloud.Server | None = None
+        if args.mode == "existing":
+            self.address = pulumi.Output.from_input(args.address)
+            host_key = args.host_key
+        else:
+            server, host_key = self._create_server(name, args)
+            self.address = server.ipv4_address
+        self.host_key = pulumi.Output.from_input(host_key)
+        self._connection = self._ssh(args, host_key)
+        if server is not None:
+            # The deploy user may use Docker only once cloud-init has finished.
+            ready.append(
+                command.remote.Command(
+                    f"{name}-cloud-init",
+                    connection=self._connection,
+                    create="cloud-init status --wait >/dev/null; cloud-init status",
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[server]),
+                )
+            )
+        self.docker = docker.Provider(
+            f"{name}-docker",
+            host=pulumi.Output.concat(
+                "ssh://", args.ssh_user, "@", self.address, ":", str(args.ssh_port)
+            ),
+            ssh_opts=pulumi.Output.from_input(host_key).apply(docker_ssh_options),
+            registry_auth=registry_auth,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=ready),
+        )
+        self.register_outputs({"address": self.address, "host_key": self.host_key})
+
+    def _ssh(self, args: HostArgs, host_key: pulumi.Input[str]) -> command.remote.ConnectionArgs:
+        return command.remote.ConnectionArgs(
+            host=self.address,
+            port=args.ssh_port,
+            user=args.ssh_user,
+            host_key=host_key,
+            dial_error_limit=_DIAL_ATTEMPTS,
+        )
+
+    def _create_server(self, name: str, args: HostArgs) -> tuple[hcloud.Server, pulumi.Output[str]]:
+        child = pulumi.ResourceOptions(parent=self)
+        provider = hcloud.Provider(f"{name}-hcloud", token=args.hcloud_token, opts=child)
+        in_hcloud = pulumi.ResourceOptions(parent=self, provider=provider)
+        labels = {"project": "jobsearch", "environment": args.environment}
+        host_key = tls.PrivateKey(f"{name}-ssh-host-key", algorithm="ED25519", opts=child)
+        deploy_key = hcloud.SshKey(
+            f"{name}-deploy-key",
+            public_key=args.ssh_public_key,
+            labels=labels,
+            opts=in_hcloud,
+        )
+        firewall = hcloud.Firewall(
+            f"{name}-firewall",
+            rules=firewall_rules([args.ssh_port, *args.public_ports]),
+            labels=labels,
+            opts=in_hcloud,
+        )
+
+        def render(keys: list[str]) -> str:
+            return cloud_init(
+                user=args.ssh_user,
+                user_public_key=args.ssh_public_key,
+                host_private_key=keys[0],
+                host_public_key=keys[1].strip(),
+                ssh_port=args.ssh_port,
+                public_ports=args.public_ports,
+            )
+
+        rendered: pulumi.Output[str] = pulumi.Output.all(
+            host_key.private_key_openssh, host_key.public_key_openssh
+        ).apply(render)
+        # The private host key makes user data a secret; it reaches only the VM.
+        user_data: pulumi.Output[str] = pulumi.Output.secret(rendered)
+        server = hcloud.Server(
+            f"{name}-server",
+            name=f"jobsearch-{args.environment}",
+            server_type=args.server_type,
+            image=args.image,
+            location=args.location,
+            ssh_keys=[deploy_key.id],
+            firewall_ids=[firewall.id.apply(int)],
+            public_nets=[hcloud.ServerPublicNetArgs(ipv4_enabled=True, ipv6_enabled=True)],
+            user_data=user_data,
+            labels=labels,
+            delete_protection=args.protect,
+            rebuild_protection=args.protect,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=provider,
+                protect=args.protect,
+                # User data runs at first boot only; a change to it must not
+                # replace a running server.
+                ignore_changes=["user_data", "image"],
+            ),
+        )
+        return server, host_key.public_key_openssh.apply(str.strip)
+
+    def run(
+        self,
+        name: str,
+        *,
+        script: pulumi.Input[str],
+        stdin: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions,
+    ) -> pulumi.CustomResource:
+        """Run a shell script on the host, on create and again whenever an input changes."""
+        if self._connection is None:
+            return command.local.Command(
+                name,
+                create=script,
+                update=script,
+                stdin=stdin,
+                interpreter=["/bin/sh", "-c"],
+                environment={"DOCKER_HOST": self._docker_host},
+                opts=opts,
+            )
+        return command.remote.Command(
+            name,
+            connection=self._connection,
+            create=script,
+            update=script,
+            stdin=stdin,
+            opts=opts,
+        )

@@ -1,0 +1,52 @@
+"""The program's graphs for each stack, computed once per session, in parallel.
+
+Each run is a fresh process (tests/infra/pulumi/harness.py) with the
+committed stack file, the values an organization sets once, and fake secrets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.infra.pulumi.graph import Graph, run_program
+from tests.infra.pulumi.stack_config import StackInput, committed_stack, dev_stack
+
+EXISTING_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExistingServerHostKey"
+
+
+def variants() -> dict[str, StackInput]:
+    return {
+        "staging": committed_stack("staging"),
+        "prod": committed_stack("prod"),
+        # prod on a server it does not create, with the emergency image override.
+        "prod-existing": committed_stack("prod").with_values(
+            hostMode="existing",
+            hostAddress="198.51.100.7",
+            hostKey=EXISTING_HOST_KEY,
+            imageRef="registry.example.com/acme/jobsearch-api@sha256:" + "9f" * 32,
+        ),
+        "dev": dev_stack(),
+    }
+
+
+@pytest.fixture(scope="session")
+def graphs() -> Mapping[str, Graph]:
+    runs = variants()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = dict(zip(runs, pool.map(run_program, runs.values()), strict=True))
+    for name, graph in results.items():
+        assert graph.error is None, f"{name}: {graph.error['traceback'] if graph.error else ''}"
+    return results
+
+
+@pytest.fixture(scope="session")
+def staging(graphs: Mapping[str, Graph]) -> Graph:
+    return graphs["staging"]
+
+
+@pytest.fixture(scope="session")
+def prod(graphs: Mapping[str, Graph]) -> Graph:
+    return graphs["prod"]

@@ -1,0 +1,313 @@
+"""Stack configuration: Pulumi.yaml and infra/config.py agree, and every bad value is
+refused with one message that names the key and the command that fixes it."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic.alias_generators import to_camel
+
+from infra.config import (
+    KEYS,
+    ConfigError,
+    StackConfig,
+    database_url_problem,
+    image_generation,
+    load,
+    registry_host,
+)
+from tests.infra.pulumi.stack_config import (
+    DOCS,
+    FAKE_SECRETS,
+    PROJECT,
+    MissingConfiguration,
+    StackInput,
+    committed_stack,
+    committed_values,
+    dev_stack,
+    project_schema,
+    resolve,
+)
+
+
+class DictSource:
+    """The config as the program reads it, from what the CLI would pass."""
+
+    def __init__(self, run: StackInput) -> None:
+        config, secret_keys = resolve(run)
+        self.values = {key.partition(":")[2]: value for key, value in config.items()}
+        self.secret_keys = {key.partition(":")[2] for key in secret_keys}
+
+    def get(self, key: str) -> str | None:
+        return self.values.get(key)
+
+    def is_secret(self, key: str) -> bool:
+        return key in self.secret_keys
+
+
+def load_run(run: StackInput) -> StackConfig:
+    return load(run.stack, DictSource(run))
+
+
+def problems(run: StackInput) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_run(run)
+    return str(caught.value)
+
+
+def test_pulumi_yaml_declares_exactly_the_keys_the_program_reads() -> None:
+    schema = project_schema()
+    assert list(schema) == [key.name for key in KEYS]
+    for key in KEYS:
+        declared = schema[key.name]
+        assert declared["type"] == key.kind, key.name
+        assert declared["description"] == key.description, key.name
+        if key.kind == "array":
+            assert declared["items"] == {"type": "string"}
+        if key.default is None:
+            assert "default" not in declared, f"{key.name} is required by every stack"
+        else:
+            default = list(key.default) if isinstance(key.default, tuple) else key.default
+            assert declared["default"] == default, key.name
+        # A default cannot be encrypted, so only required secrets are declared secret.
+        assert declared.get("secret", False) == (key.secret and key.default is None), key.name
+
+
+def test_the_typed_object_has_one_field_per_key() -> None:
+    fields = {to_camel(name) for name in StackConfig.model_fields} - {"stack"}
+    assert fields == {key.name for key in KEYS}
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_committed_stack_files_use_declared_keys_with_their_types(stack: str) -> None:
+    values = committed_values(stack)
+    assert values, f"Pulumi.{stack}.yaml has no config"
+    assert set(values) <= set(project_schema())
+    assert not set(values) & set(FAKE_SECRETS), "no secret is committed"
+    resolve(committed_stack(stack))  # the CLI's own checks (types, required keys)
+
+
+def test_staging_config_is_typed() -> None:
+    config = load_run(committed_stack("staging"))
+    assert config.environment == "staging"
+    assert config.replicas == 2
+    assert config.checkly_locations == ("eu-central-1", "us-east-1")
+    assert config.host_mode == "hcloud"
+    assert config.database_url.get_secret_value() == FAKE_SECRETS["databaseUrl"]
+    assert config.service_settings()["CORS_ORIGINS"] == "https://staging.app.example.com"
+    assert not config.promotes
+
+
+def test_prod_config_promotes_from_staging() -> None:
+    config = load_run(committed_stack("prod"))
+    assert config.promote_from == "staging"
+    assert config.replicas >= 2
+    assert config.frontend_link
+
+
+def test_the_documented_dev_stack_is_valid() -> None:
+    config = load_run(dev_stack())
+    assert config.environment == "dev"
+    assert config.host_mode == "local"
+    assert config.app_env == "development"
+
+
+def test_no_secret_value_in_the_typed_object_or_its_repr() -> None:
+    text = repr(load_run(committed_stack("prod")))
+    for value in FAKE_SECRETS.values():
+        assert value not in text
+
+
+def test_a_missing_key_names_itself_and_the_command_that_sets_it() -> None:
+    message = problems(committed_stack("staging").without("imageRef"))
+    assert message.startswith('stack "staging" is not configured correctly:')
+    assert "jobsearch:imageRef is not set" in message
+    assert (
+        "Fix: pulumi config set jobsearch:imageRef "
+        "'<registry/owner/jobsearch-api@sha256:64hex>' -s staging" in message
+    )
+
+
+def test_a_missing_secret_gets_a_secret_command() -> None:
+    message = problems(committed_stack("prod").without("checklyApiKey"))
+    assert "jobsearch:checklyApiKey is not set" in message
+    assert "Fix: pulumi config set --secret jobsearch:checklyApiKey <key> -s prod" in message
+
+
+def test_the_cli_itself_refuses_a_stack_without_a_required_key() -> None:
+    # databaseUrl has no default in Pulumi.yaml: the CLI stops before the program runs.
+    with pytest.raises(MissingConfiguration, match="databaseUrl"):
+        resolve(committed_stack("staging").without("databaseUrl"))
+
+
+def test_a_wrong_type_is_named() -> None:
+    run = committed_stack("staging")
+    source = DictSource(run)
+    source.values["replicas"] = "two"
+    with pytest.raises(ConfigError) as caught:
+        load("staging", source)
+    assert "jobsearch:replicas must be a whole number (got 'two')" in str(caught.value)
+    assert "Fix: pulumi config set --type int jobsearch:replicas 2 -s staging" in str(caught.value)
+
+
+def test_a_list_key_is_fixed_with_a_path() -> None:
+    message = problems(committed_stack("prod").with_values(checklyLocations=["eu-central-1"]))
+    assert "jobsearch:checklyLocations must list two or more locations" in message
+    assert (
+        "Fix: pulumi config set --path 'jobsearch:checklyLocations[0]' eu-central-1 -s prod"
+        in message
+    )
+
+
+def test_the_transaction_pooler_is_refused_without_echoing_the_password() -> None:
+    run = committed_stack("staging")
+    pooled = "postgresql://postgres.prjref:S3cretPw-6543@aws-0-eu.pooler.supabase.com:6543/postgres"
+    run.secrets["databaseUrl"] = pooled
+    message = problems(run)
+    assert "jobsearch:databaseUrl points at the transaction pooler (port 6543)" in message
+    assert "pulumi config set --secret jobsearch:databaseUrl" in message
+    assert "S3cretPw-6543" not in message
+
+
+def test_a_secret_stored_in_plain_text_is_refused() -> None:
+    run = committed_stack("prod")
+    value = run.secrets.pop("rapidApiKey")
+    run.values["rapidApiKey"] = value  # set without --secret
+    message = problems(run)
+    assert "jobsearch:rapidApiKey is stored in plain text; store it encrypted" in message
+    assert "--secret jobsearch:rapidApiKey" in message
+    assert value not in message
+
+
+def test_every_problem_is_in_the_one_message() -> None:
+    run = committed_stack("prod").with_values(replicas=1).without("cloudflareZoneId", "promoteFrom")
+    message = problems(run)
+    assert "jobsearch:replicas must be at least 2 in prod (got 1)" in message
+    assert "jobsearch:cloudflareZoneId is not set" in message
+    assert "jobsearch:promoteFrom is not set: prod runs only what staging ran" in message
+    # Not promoting, prod would need its own images: those are named too.
+    assert "jobsearch:imageRef is not set" in message
+    assert message.count("\n  - ") == message.count("\n    Fix: ") == 6
+
+
+def test_staging_and_prod_take_images_only_by_digest() -> None:
+    message = problems(committed_stack("staging").with_values(proxyImage="caddy:2"))
+    assert (
+        "jobsearch:proxyImage must be pinned by digest, name@sha256:<64 hex> (got 'caddy:2')"
+        in message
+    )
+
+
+def test_the_machines_own_engine_is_for_dev_only() -> None:
+    message = problems(committed_stack("staging").with_values(hostMode="local"))
+    assert "jobsearch:hostMode local is for dev stacks only, not staging" in message
+
+
+def test_an_unknown_stack_name_asks_for_the_environment() -> None:
+    run = dev_stack().without("environment")
+    run.stack = "qa"
+    message = problems(run)
+    assert "jobsearch:environment is not set and the stack name 'qa' is not one of" in message
+    assert "Fix: pulumi config set jobsearch:environment prod -s qa" in message
+
+
+def test_the_service_refuses_a_wildcard_origin_in_production() -> None:
+    # The service's own settings validation, run before anything is deployed.
+    message = problems(committed_stack("prod").with_values(frontendOrigins=["*"]))
+    assert "jobsearch:frontendOrigins * is refused when APP_ENV=production" in message
+
+
+def test_a_bad_rate_limit_is_refused_by_the_services_rules() -> None:
+    message = problems(committed_stack("staging").with_values(rateLimit="lots"))
+    assert "jobsearch:rateLimit must look like 30/minute or 5/second" in message
+
+
+def test_partial_sentry_alerting_names_the_missing_keys() -> None:
+    message = problems(committed_stack("staging").with_values(sentryOrganization="acme"))
+    for key in ("sentryProject", "sentryTeamId", "sentryAuthToken"):
+        assert f"jobsearch:{key} is not set (the other Sentry alert keys are)" in message
+
+
+def test_hcloud_needs_its_token_and_the_deploy_key() -> None:
+    message = problems(committed_stack("staging").without("hcloudToken", "sshPublicKey"))
+    assert "jobsearch:hcloudToken is not set (hostMode is hcloud)" in message
+    assert "jobsearch:sshPublicKey is not set (hostMode is hcloud)" in message
+
+
+def test_an_existing_host_needs_its_pinned_host_key() -> None:
+    message = problems(
+        committed_stack("prod").with_values(hostMode="existing", hostAddress="198.51.100.7")
+    )
+    assert "jobsearch:hostKey is not set: deploys check the server's identity" in message
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("postgresql://postgres:pw@db.x.supabase.co:5432/postgres", None),
+        ("postgresql://postgres.ref:pw@aws-0-eu.pooler.supabase.com:5432/postgres", None),
+        ("postgresql://postgres:pw@db.x.supabase.co:6543/postgres", "transaction pooler"),
+        ("mysql://root:pw@db:3306/x", "not a postgresql://"),
+        ("postgresql://db.x.supabase.co:5432/postgres", "must name the user and its password"),
+        ("postgresql://jobsearch_app.ref:pw@pooler:5432/postgres", "not the service's own role"),
+        ("postgresql://postgres:pw@db:notaport/x", "not a postgresql:// connection string"),
+    ],
+)
+def test_database_url_problems(url: str, problem: str | None) -> None:
+    found = database_url_problem(url)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert problem in found
+        assert "pw" not in found.replace("password", "")
+
+
+def test_image_generation_is_a_short_form_of_the_digest() -> None:
+    digest = "0123456789ab" + "c" * 52
+    assert image_generation(f"ghcr.test/x/y@sha256:{digest}") == "0123456789ab"
+    assert image_generation(f"sha256:{digest}") == "0123456789ab"
+    tagged = image_generation("jobsearch-api:dev")
+    assert len(tagged) == 12
+    assert tagged != image_generation("jobsearch-api:dev2")
+
+
+def test_registry_host() -> None:
+    assert (
+        registry_host("registry.example.com/acme/api@sha256:" + "0" * 64) == "registry.example.com"
+    )
+    assert registry_host("localhost:5000/api:1") == "localhost:5000"
+    assert registry_host("caddy:2") is None
+    assert registry_host("acme/api:1") is None
+
+
+def test_the_secrets_fingerprint_changes_with_any_secret_and_hides_them() -> None:
+    base = load_run(committed_stack("prod"))
+    rotated = committed_stack("prod")
+    rotated.secrets["theirstackApiKey"] = "another-fake-token"
+    changed = load_run(rotated)
+    assert base.secrets_fingerprint() != changed.secrets_fingerprint()
+    assert base.secrets_fingerprint() == load_run(committed_stack("prod")).secrets_fingerprint()
+    for value in FAKE_SECRETS.values():
+        assert value not in base.secrets_fingerprint()
+
+
+def test_config_keys_all_live_in_the_project_namespace() -> None:
+    assert all(key.full_name.startswith(f"{PROJECT}:") for key in KEYS)
+
+
+def test_the_docs_list_every_secret_and_the_secrets_providers() -> None:
+    text = DOCS.read_text()
+    for key in KEYS:
+        if key.secret:
+            assert f"`{key.name}`" in text, f"docs/pulumi.md does not list the secret {key.name}"
+    for provider in ("--secrets-provider passphrase", "awskms://", "gcpkms://", "azurekeyvault://"):
+        assert provider in text
+    assert "PULUMI_CONFIG_PASSPHRASE" in text
+
+
+def test_the_docs_show_a_real_error_message() -> None:
+    run = committed_stack("prod")
+    run.secrets["databaseUrl"] = run.secrets["databaseUrl"].replace(":5432/", ":6543/")
+    message = problems(run)
+    shown = DOCS.read_text().split("```text\n", 1)[1].split("```", 1)[0]
+    assert shown.strip() == message
