@@ -14,7 +14,13 @@ from importlib import import_module
 
 # Modules that add subcommands: each has `register(subparsers) -> None` and sets
 # `handler` (a callable taking the parsed args, returning an exit code) on its parsers.
-COMMAND_MODULES = ("infra.ops.local",)
+COMMAND_MODULES = (
+    "infra.ops.local",
+    "infra.ops.status",
+    "infra.ops.diagnose",
+    "infra.ops.rollback",
+    "infra.ops.migrations_cmd",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 

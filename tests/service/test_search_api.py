@@ -221,11 +221,14 @@ def test_metrics_count_requests_upstream_calls_and_cache(
     assert 'jobsearch_upstream_quota_remaining{source="jsearch"} 497.0' in text
 
 
-def test_ready_reports_a_low_upstream_quota(service_url: str, fakes: FakeUpstreams) -> None:
+@pytest.mark.parametrize("source", ["jsearch", "theirstack"])
+def test_ready_reports_a_low_upstream_quota(
+    service_url: str, fakes: FakeUpstreams, source: str
+) -> None:
     assert httpx.get(f"{service_url}/ready").json()["checks"]["quota"]["status"] == "ok"
-    fakes.jsearch.default = "quota"
-    httpx.post(f"{service_url}/api/jobs/jsearch", json={"jobTitle": "quota probe"})
+    getattr(fakes, source).default = "quota"
+    httpx.post(f"{service_url}/api/jobs/{source}", json={"jobTitle": "quota probe"})
     body = httpx.get(f"{service_url}/ready").json()
-    assert body["checks"]["sources"]["jsearch"]["quota_remaining"] == 0
+    assert body["checks"]["sources"][source]["quota_remaining"] == 0
     assert body["checks"]["quota"] == {"status": "low", "low_below": 50}
     assert body["status"] == "ready", "a low quota alone does not degrade searches"

@@ -175,14 +175,14 @@ class UpstreamClient:
         if status == 429:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             if self.quota_exhausted(response):
-                self._record("quota_exhausted", healthy=None)
+                self._note_quota_exhausted()
                 raise UpstreamQuotaExhausted(retry_after=retry_after or QUOTA_RETRY_AFTER_SECONDS)
             self._record("rate_limited", healthy=None)
             raise _Retryable(
                 UpstreamRateLimited(retry_after=retry_after or DEFAULT_RETRY_AFTER_SECONDS)
             )
         if status == 402:
-            self._record("quota_exhausted", healthy=None)
+            self._note_quota_exhausted()
             raise UpstreamQuotaExhausted(retry_after=QUOTA_RETRY_AFTER_SECONDS)
         if status >= 400:
             self._record("rejected", healthy=None)
@@ -206,6 +206,12 @@ class UpstreamClient:
         if remaining is not None and remaining.strip().isdigit():
             self.quota_remaining = int(remaining)
             UPSTREAM_QUOTA_REMAINING.labels(self.source).set(self.quota_remaining)
+
+    def _note_quota_exhausted(self) -> None:
+        # TheirStack reports no remaining count, only 402 once credits are gone.
+        self.quota_remaining = 0
+        UPSTREAM_QUOTA_REMAINING.labels(self.source).set(0)
+        self._record("quota_exhausted", healthy=None)
 
     def _record(self, outcome: str, *, healthy: bool | None) -> None:
         UPSTREAM_CALLS.labels(self.source, outcome).inc()

@@ -1,0 +1,107 @@
+"""`ops migrations status|apply`: the cache database's schema against service/migrations/.
+
+The connection string comes from --database-url or, better (it then stays
+out of the shell history and `ps`), from the DATABASE_URL environment
+variable. Its password is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import psycopg
+
+from infra import migrations
+from infra.ops.cli import OpsError
+from infra.ops.report import add_json_flag, emit, mask_database_url, scrub
+
+
+def database_url(value: str) -> str:
+    if not value.startswith(("postgresql://", "postgres://")):
+        raise argparse.ArgumentTypeError(
+            "must be a postgresql://USER:PASSWORD@HOST:PORT/DATABASE connection string"
+        )
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "migrations",
+        help="which migrations the cache database has applied, and apply the pending ones",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, handler, summary in (
+        ("status", run_status, "list the applied and the pending migrations"),
+        ("apply", run_apply, "apply the pending migrations, each in its own transaction"),
+    ):
+        action = actions.add_parser(name, help=summary, description=summary)
+        action.add_argument(
+            "--database-url",
+            type=database_url,
+            default=None,
+            help="admin connection string; default: the DATABASE_URL environment variable",
+        )
+        add_json_flag(action)
+        action.set_defaults(handler=handler)
+
+
+def _url(args: argparse.Namespace) -> str:
+    url = args.database_url or os.environ.get("DATABASE_URL")
+    if not url:
+        raise OpsError("no database: pass --database-url or set DATABASE_URL")
+    try:
+        return database_url(url)
+    except argparse.ArgumentTypeError as error:
+        raise OpsError(f"DATABASE_URL {error}") from None
+
+
+def _call_failed(url: str, error: Exception) -> OpsError:
+    try:
+        password = psycopg.conninfo.conninfo_to_dict(url).get("password")
+    except psycopg.Error:
+        password = None
+    text = str(error).strip()
+    reason = scrub(text.splitlines()[0] if text else "", str(password) if password else None)
+    return OpsError(f"{mask_database_url(url)}: {reason or type(error).__name__}")
+
+
+def run_status(args: argparse.Namespace) -> int:
+    url = _url(args)
+    try:
+        result = migrations.status(url)
+    except (psycopg.Error, migrations.MigrationError) as error:
+        raise _call_failed(url, error) from None
+    masked = mask_database_url(url)
+    emit(
+        args,
+        {"database": masked, "applied": result.applied, "pending": result.pending},
+        [
+            f"database {masked}",
+            *(f"  applied  {name}" for name in result.applied),
+            *(f"  PENDING  {name}" for name in result.pending),
+            f"{len(result.applied)} applied, {len(result.pending)} pending",
+        ],
+    )
+    return 0
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    url = _url(args)
+    try:
+        done = migrations.apply(url)
+    except (psycopg.Error, migrations.MigrationError) as error:
+        raise _call_failed(url, error) from None
+    masked = mask_database_url(url)
+    emit(
+        args,
+        {"database": masked, "applied_now": done},
+        [
+            f"database {masked}",
+            *(f"  applied  {name}" for name in done),
+            f"{len(done)} applied now",
+        ],
+    )
+    return 0

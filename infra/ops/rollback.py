@@ -1,0 +1,103 @@
+"""`ops rollback --stack S [--to DIGEST]`: run the image a stack ran before, or a given digest.
+
+staging/prod: `pulumi config set jobsearch:imageRef REF` and `pulumi up --yes`,
+where REF is --to (a digest; a bare sha256:... keeps the running image's
+repository) or else the image of the newest successful update before the
+current one. The rollout is the usual one: new replicas, health-gated, then
+the old ones drained. In prod, which runs what staging exports, an image set
+this way is an override: remove it to promote again (runbooks/rollback.md).
+local/test: the local runner's rollout of --to, or of the image before the last one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from infra.ops.cli import OpsError
+from infra.ops.pulumi_stack import (
+    IMAGE_OUTPUT,
+    PulumiStack,
+    digest_reference,
+    previous_image,
+    with_repository,
+)
+from infra.ops.report import add_json_flag, emit
+from infra.ops.status import LOCAL_STACKS, add_stack_argument
+
+
+def image_digest(value: str) -> str:
+    try:
+        return digest_reference(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "rollback",
+        help="deploy the previous image of a stack again, or the digest given with --to",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_stack_argument(parser)
+    parser.add_argument(
+        "--to",
+        type=image_digest,
+        metavar="DIGEST",
+        help="sha256:<64 hex> or REPO@sha256:<64 hex>; default: the previous deployed image",
+    )
+    add_json_flag(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.stack in LOCAL_STACKS:
+        return _rollback_local(args)
+    stack = PulumiStack(args.stack)
+    current = stack.outputs().get(IMAGE_OUTPUT)
+    current = current if isinstance(current, str) else None
+    if args.to:
+        target = with_repository(args.to, current)
+    else:
+        found = previous_image(stack.history(), current)
+        if found is None:
+            raise OpsError(
+                f"the {args.stack} history has no earlier image than "
+                f"{current or 'the current one'}; pass --to REPO@sha256:..."
+            )
+        target = found
+    print(f"rolling back {args.stack}: {current or '(unknown)'} -> {target}", file=sys.stderr)
+    stack.set_image(target)
+    stack.up(message=f"ops rollback to {target}")
+    after = stack.outputs().get(IMAGE_OUTPUT)
+    emit(
+        args,
+        {"stack": args.stack, "from": current, "to": target, "running": after},
+        [f"{args.stack} now runs {after}"],
+    )
+    if after != target:
+        raise OpsError(f"{args.stack} exports image {after} after the rollback, not {target}")
+    return 0
+
+
+def _rollback_local(args: argparse.Namespace) -> int:
+    # Imported here: the Docker SDK is slow to import and only the local stacks need it.
+    from infra.ops import local_stack  # noqa: PLC0415
+
+    with local_stack.failures_as_ops_errors():
+        runner = local_stack.open_runner(args.stack)
+        runner.require_running()
+        current = runner.state.history().current_image
+        if args.to:
+            runner.rollout(args.to)
+            target = args.to
+        else:
+            target = runner.rollback()
+        after = runner.state.history().current_image
+    emit(
+        args,
+        {"stack": args.stack, "from": current, "to": target, "running": after},
+        [f"{args.stack} now runs {after}"],
+    )
+    return 0

@@ -1,0 +1,104 @@
+"""The service as its own process (its own metrics), and ASGI apps served over TLS."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import uvicorn
+from starlette.types import ASGIApp
+
+from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
+from tests.support.postgres import database_name, url_for
+from tests.support.servers import run_service_process
+
+
+@contextlib.contextmanager
+def service_process(
+    migrated_database: str, fakes_url: str, log_path: Path, **settings: str
+) -> Iterator[str]:
+    """`jobsearch-api` with one worker, pointed at the fake upstreams and a real cache."""
+    with psycopg.connect(migrated_database, autocommit=True) as connection:
+        connection.execute("truncate job_cache")
+        connection.execute("alter role jobsearch_app with login")
+    env = {
+        "RAPID_API_KEY": JSEARCH_KEY,
+        "THEIRSTACK_API_KEY": THEIRSTACK_KEY,
+        "JSEARCH_BASE_URL": fakes_url,
+        "THEIRSTACK_BASE_URL": fakes_url,
+        "DATABASE_URL": url_for(database_name(migrated_database), user="jobsearch_app"),
+        "UPSTREAM_TIMEOUT_SECONDS": "1",
+        "RATE_LIMIT": "1000/minute",
+        "WORKERS": "1",
+        **settings,
+    }
+    with run_service_process(env, log_path=log_path) as (url, _process):
+        yield url
+
+
+@dataclass(frozen=True)
+class Certificates:
+    ca: Path
+    certificate: Path
+    key: Path
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def make_certificates(directory: Path, *, days: int) -> Certificates:
+    """A private CA and a server certificate for 127.0.0.1 valid for `days` days."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make test certificates")
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    ca, ca_key = directory / "ca.pem", directory / "ca.key"
+    _openssl("req", "-x509", *ec, "-keyout", str(ca_key), "-out", str(ca), "-days", "365",
+             "-subj", "/CN=jobsearch test CA")  # fmt: skip
+    key, request = directory / "server.key", directory / "server.csr"
+    _openssl("req", *ec, "-keyout", str(key), "-out", str(request), "-subj", "/CN=127.0.0.1")
+    extensions = directory / "san.ext"
+    extensions.write_text("subjectAltName=IP:127.0.0.1\n")
+    certificate = directory / "server.pem"
+    _openssl("x509", "-req", "-in", str(request), "-CA", str(ca), "-CAkey", str(ca_key),
+             "-CAcreateserial", "-out", str(certificate), "-days", str(days),
+             "-extfile", str(extensions))  # fmt: skip
+    return Certificates(ca=ca, certificate=certificate, key=key)
+
+
+@contextlib.contextmanager
+def serve_tls(app: ASGIApp, certificates: Certificates) -> Iterator[str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        ssl_certfile=str(certificates.certificate),
+        ssl_keyfile=str(certificates.key),
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("TLS test server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"https://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

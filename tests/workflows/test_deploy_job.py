@@ -1,0 +1,237 @@
+"""The deploy job, run step by step: deploy by digest, check, smoke-test, roll back on failure.
+
+`pulumi` is the stand-in of tests/infra/ops/fake_pulumi.py (one JSON file of
+stack state), `pytest` a stand-in that passes or fails the smoke tests as told
+and records what it was given, and `ops` the real CLI, which the rollback step
+calls.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.infra.ops.fake_pulumi import IMAGE_KEY, history_entry, install
+from tests.workflows import rules
+from tests.workflows.runner import JobRun, checkout, run_job, search_path, stand_in
+
+REPOSITORY = "ghcr.io/acme/jobsearch-api"
+OLD = f"{REPOSITORY}@sha256:{'1' * 64}"
+NEW = f"{REPOSITORY}@sha256:{'2' * 64}"
+OTHER = f"{REPOSITORY}@sha256:{'3' * 64}"
+DEPLOY = next(w for w in rules.load_all() if w.name == "deploy.yml")
+
+
+@dataclass
+class Pipeline:
+    directory: Path
+    state_path: Path
+
+    def stacks(self) -> dict[str, Any]:
+        return dict(json.loads(self.state_path.read_text())["stacks"])
+
+    def calls(self) -> list[list[str]]:
+        return list(json.loads(self.state_path.read_text()).get("calls", []))
+
+    def smoke_env(self) -> dict[str, str]:
+        return dict(json.loads((self.directory / "smoke-env.json").read_text()))
+
+    def run(self, stack: str, image: str, *, promote_from: str = "", smoke_passes: bool = True,
+            secrets: dict[str, str] | None = None) -> JobRun:  # fmt: skip
+        (self.directory / "smoke-exit").write_text("0" if smoke_passes else "1")
+        return run_job(
+            DEPLOY,
+            "deploy",
+            work_dir=self.directory,
+            path=search_path(self.directory / "bin", Path(sys.executable).parent),
+            contexts={
+                "inputs": {"stack": stack, "image": image, "promote-from": promote_from},
+                "vars": {},
+                "secrets": {"PULUMI_ACCESS_TOKEN": "pul-token", "SMOKE_SSH_KEY": "ssh-key"}
+                if secrets is None
+                else secrets,
+            },
+            extra_env={"FAKE_PULUMI_STATE": str(self.state_path)},
+            cwd=checkout(self.directory / "checkout", "requirements-dev.lock"),
+        )
+
+
+def stack(image: str | None, **config: str) -> dict[str, Any]:
+    outputs = {"url": "https://api.example.test", "host": "203.0.113.10"}
+    if image:
+        outputs["image_ref"] = image
+    return {
+        "outputs": outputs,
+        "history": [history_entry(1, image)] if image else [],
+        "config": {"jobsearch:hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample", **config},
+    }
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Pipeline:
+    install(tmp_path / "bin")
+    stand_in(tmp_path / "bin", "make", "exit 0\n")
+    # Records the smoke tests' environment, then passes or fails as the test says.
+    stand_in(
+        tmp_path / "bin",
+        "pytest",
+        f'"{sys.executable}" -c "import json, os; json.dump(dict(os.environ), '
+        f"open('{tmp_path}/smoke-env.json', 'w'))\"\n"
+        f'exit "$(cat {tmp_path}/smoke-exit)"\n',
+    )
+    state_path = tmp_path / "pulumi-state.json"
+    state_path.write_text(
+        json.dumps(
+            {
+                "stacks": {
+                    "staging": stack(OLD),
+                    "prod": stack(OLD, **{"jobsearch:promoteFrom": "staging"}),
+                }
+            }
+        )
+    )
+    return Pipeline(tmp_path, state_path)
+
+
+def test_a_good_image_is_deployed_by_digest_and_smoke_tested(pipeline: Pipeline) -> None:
+    run = pipeline.run("staging", NEW)
+
+    assert not run.failed, run.log
+    staging = pipeline.stacks()["staging"]
+    assert staging["config"][IMAGE_KEY] == NEW
+    assert staging["outputs"]["image_ref"] == NEW
+    assert run.step("Smoke tests").outputs == {"image": NEW}
+    assert run.step("Roll back").outcome == "skipped"
+    up = next(call for call in pipeline.calls() if call[0] == "up")
+    assert up[up.index("--policy-pack") + 1] == "infra/policy"
+    smoke = pipeline.smoke_env()
+    assert smoke["SMOKE_BASE_URL"] == "https://api.example.test"
+    assert smoke["SMOKE_SSH_HOST"] == "deploy@203.0.113.10"
+    assert Path(smoke["SMOKE_SSH_KNOWN_HOSTS"]).read_text().startswith("203.0.113.10 ssh-ed25519")
+
+
+def test_failed_smoke_tests_roll_back_to_the_previous_digest_and_fail(pipeline: Pipeline) -> None:
+    run = pipeline.run("staging", NEW, smoke_passes=False)
+
+    assert run.failed
+    assert run.step("Roll back").outcome == "failure"  # it rolls back, then fails the job
+    assert "::error title=staging deploy failed::" in run.log
+    staging = pipeline.stacks()["staging"]
+    assert staging["outputs"]["image_ref"] == OLD
+    assert staging["config"][IMAGE_KEY] == OLD
+    assert "## staging rolled back" in run.step("Roll back").summary
+
+
+def test_a_failed_update_is_rolled_back_too(pipeline: Pipeline) -> None:
+    state = json.loads(pipeline.state_path.read_text())
+    state["stacks"]["staging"]["fail_up"] = 1
+    pipeline.state_path.write_text(json.dumps(state))
+
+    run = pipeline.run("staging", NEW)
+
+    assert run.failed
+    assert run.step("pulumi up").outcome == "failure"
+    assert run.step("Smoke tests").outcome == "skipped"
+    assert run.step("Roll back").outcome == "failure"
+    assert pipeline.stacks()["staging"]["config"][IMAGE_KEY] == OLD
+
+
+def test_a_tag_is_refused_before_anything_changes(pipeline: Pipeline) -> None:
+    run = pipeline.run("staging", f"{REPOSITORY}:latest")
+
+    assert run.failed
+    assert run.step("The image must be pinned by digest").outcome == "failure"
+    assert [name for name in run.ran if name != "Check out"] == [
+        "The image must be pinned by digest"
+    ]
+    assert pipeline.calls() == []
+
+
+def test_prod_deploys_exactly_what_staging_passed(pipeline: Pipeline) -> None:
+    assert not pipeline.run("staging", NEW).failed
+
+    run = pipeline.run("prod", NEW, promote_from="staging")
+
+    assert not run.failed, run.log
+    prod = pipeline.stacks()["prod"]
+    assert prod["outputs"]["image_ref"] == NEW
+    assert IMAGE_KEY not in prod["config"], "prod must promote, not pin"
+
+
+def test_prod_refuses_a_digest_staging_no_longer_runs(pipeline: Pipeline) -> None:
+    assert not pipeline.run("staging", OTHER).failed
+
+    run = pipeline.run("prod", NEW, promote_from="staging")
+
+    assert run.failed
+    assert run.step("pulumi up").outcome == "skipped"
+    assert run.step("Roll back").outcome == "skipped"
+    assert f"staging now runs {OTHER}, not {NEW}" in run.log
+    assert pipeline.stacks()["prod"]["outputs"]["image_ref"] == OLD
+
+
+def test_failed_prod_smoke_tests_pin_prod_to_its_previous_image(pipeline: Pipeline) -> None:
+    assert not pipeline.run("staging", NEW).failed
+
+    run = pipeline.run("prod", NEW, promote_from="staging", smoke_passes=False)
+
+    assert run.failed
+    prod = pipeline.stacks()["prod"]
+    assert prod["outputs"]["image_ref"] == OLD
+    assert prod["config"][IMAGE_KEY] == OLD
+    # The next promotion stops until a person removes the pin (runbooks/rollback.md).
+    again = pipeline.run("prod", NEW, promote_from="staging")
+    assert again.failed
+    assert "pulumi config rm jobsearch:imageRef -s prod" in again.log
+    assert pipeline.stacks()["prod"]["outputs"]["image_ref"] == OLD
+
+
+def test_a_first_deploy_that_fails_says_there_is_nothing_to_roll_back_to(
+    pipeline: Pipeline,
+) -> None:
+    state = json.loads(pipeline.state_path.read_text())
+    state["stacks"]["staging"] = stack(None)
+    pipeline.state_path.write_text(json.dumps(state))
+
+    run = pipeline.run("staging", NEW, smoke_passes=False)
+
+    assert run.failed
+    assert run.step("Roll back").outcome == "skipped"
+    assert run.step("Nothing to roll back to").outcome == "failure"
+    assert "nothing to roll back to" in run.log
+
+
+def test_without_pulumi_credentials_nothing_is_touched(pipeline: Pipeline) -> None:
+    run = pipeline.run("staging", NEW, secrets={})
+
+    assert run.failed
+    assert "Set the repository variable PULUMI_ORGANIZATION" in run.log
+    assert pipeline.calls() == []
+
+
+def test_without_the_ssh_key_the_smoke_step_fails_and_rolls_back(pipeline: Pipeline) -> None:
+    run = pipeline.run("staging", NEW, secrets={"PULUMI_ACCESS_TOKEN": "pul-token"})
+
+    assert run.failed
+    assert "has no secret SMOKE_SSH_KEY" in run.log
+    assert pipeline.stacks()["staging"]["outputs"]["image_ref"] == OLD
+
+
+def test_the_host_key_the_stack_made_is_preferred_to_the_configured_one(
+    pipeline: Pipeline,
+) -> None:
+    state = json.loads(pipeline.state_path.read_text())
+    state["stacks"]["staging"]["outputs"]["host_key"] = "ssh-ed25519 AAAAGeneratedByTheStack"
+    del state["stacks"]["staging"]["config"]["jobsearch:hostKey"]
+    pipeline.state_path.write_text(json.dumps(state))
+
+    run = pipeline.run("staging", NEW)
+
+    assert not run.failed, run.log
+    known_hosts = Path(pipeline.smoke_env()["SMOKE_SSH_KNOWN_HOSTS"]).read_text()
+    assert known_hosts == "203.0.113.10 ssh-ed25519 AAAAGeneratedByTheStack\n"
