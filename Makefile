@@ -8,6 +8,7 @@ INSTALLED := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml
 
 $(INSTALLED): requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --upgrade
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-* && touch $@
@@ -35,7 +36,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/hadolint service/Dockerfile
+	$(BIN)/hadolint service/Dockerfile tests/images/*/Dockerfile
 	$(BIN)/actionlint
 	$(BIN)/zizmor --offline --min-severity low .github/workflows
 	$(BIN)/squawk service/migrations/*.sql
