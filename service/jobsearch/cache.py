@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import structlog
 from cachetools import TTLCache
 from psycopg import AsyncConnection
 from psycopg.errors import Error as PsycopgError
@@ -20,10 +19,11 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from jobsearch.breaker import CircuitBreaker
+from jobsearch.logging_setup import get_logger
 from jobsearch.metrics import DATABASE_UP
 from jobsearch.models import JobSearchRequest, JobSearchResponse
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 2
 STATEMENT_TIMEOUT_MS = 2000

@@ -9,6 +9,7 @@ import tempfile
 import uvicorn
 from pydantic import ValidationError
 
+from jobsearch.server import HTTP_PROTOCOL
 from jobsearch.settings import Settings, describe_validation_error
 
 # In-flight requests get this long to finish after SIGTERM; the container's stop
@@ -30,6 +31,7 @@ def main() -> None:
     uvicorn.run(
         "jobsearch.main:create_app",
         factory=True,
+        http=HTTP_PROTOCOL,
         host=settings.host,
         port=settings.port,
         workers=settings.workers,

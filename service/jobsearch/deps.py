@@ -11,15 +11,16 @@ from jobsearch.search import SearchService
 from jobsearch.settings import Settings
 
 
-def _settings(request: Request) -> Settings:
+# async: FastAPI runs a plain `def` dependency in a worker thread, a hop per request.
+async def _settings(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
 
 
-def _search_service(request: Request) -> SearchService:
+async def _search_service(request: Request) -> SearchService:
     return cast(SearchService, request.state.search)
 
 
-def _rate_limiter(request: Request) -> SearchRateLimiter:
+async def _rate_limiter(request: Request) -> SearchRateLimiter:
     return cast(SearchRateLimiter, request.state.rate_limiter)
 
 
@@ -27,7 +28,8 @@ async def _enforce_rate_limit(request: Request) -> None:
     # request.client is the real client: uvicorn rewrites it from X-Forwarded-For
     # only when the peer is in FORWARDED_ALLOW_IPS.
     client_ip = request.client.host if request.client else "unknown"
-    await _rate_limiter(request).check(client_ip)
+    limiter = cast(SearchRateLimiter, request.state.rate_limiter)
+    await limiter.check(client_ip)
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]

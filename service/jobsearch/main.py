@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import sentry_sdk
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -22,7 +21,7 @@ from jobsearch import __version__
 from jobsearch.cache import CacheUnavailable, MemoryCache, PostgresCache
 from jobsearch.context import current_facts
 from jobsearch.errors import ApiError
-from jobsearch.logging_setup import configure_logging
+from jobsearch.logging_setup import configure_logging, get_logger
 from jobsearch.middleware import RequestContextMiddleware
 from jobsearch.ratelimit import SearchRateLimiter
 from jobsearch.routers import health, jobs, metrics
@@ -31,7 +30,7 @@ from jobsearch.settings import Settings, get_settings
 from jobsearch.upstreams.jsearch import JSearchClient
 from jobsearch.upstreams.theirstack import TheirStackClient
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 PURGE_EVERY_SECONDS = 15 * 60
 CONNECT_TIMEOUT_CAP_SECONDS = 3.0

@@ -18,9 +18,10 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobsearch.context import RequestFacts, begin_request
+from jobsearch.logging_setup import get_logger
 from jobsearch.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
-log = structlog.get_logger("jobsearch.access")
+log = get_logger("jobsearch.access")
 
 MAX_BODY_BYTES = 16 * 1024
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")

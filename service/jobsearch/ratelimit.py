@@ -6,7 +6,6 @@ import math
 import time
 from typing import cast
 
-import structlog
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -14,8 +13,9 @@ from limits.errors import StorageError
 from limits.storage import storage_from_string
 
 from jobsearch.errors import RateLimited
+from jobsearch.logging_setup import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class SearchRateLimiter:

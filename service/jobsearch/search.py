@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-import structlog
-
 from jobsearch.breaker import CircuitBreaker
 from jobsearch.cache import CacheUnavailable, MemoryCache, PostgresCache
 from jobsearch.context import current_facts
 from jobsearch.errors import SourceNotConfigured
+from jobsearch.logging_setup import get_logger
 from jobsearch.metrics import CACHE_LOOKUPS
 from jobsearch.models import MAX_JOBS_PER_SOURCE, Job, JobSearchRequest, JobSearchResponse
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 NO_JOBS_HINT = (
     "No jobs matched. Try a broader job title, leave out the city or salary, "

@@ -17,6 +17,8 @@ import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
+from jobsearch.server import HTTP_PROTOCOL
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -36,7 +38,12 @@ def serve_in_thread(app: ASGIApp, *, lifespan: Literal["on", "off"] = "on") -> I
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, lifespan=lifespan, log_config=None, access_log=False, timeout_graceful_shutdown=5
+        app,
+        lifespan=lifespan,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        http=HTTP_PROTOCOL,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 import httpx
-import structlog
 from pydantic import ValidationError
 from tenacity import (
     AsyncRetrying,
@@ -44,9 +43,10 @@ from jobsearch.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
+from jobsearch.logging_setup import get_logger
 from jobsearch.metrics import CIRCUIT_OPEN, UPSTREAM_CALLS, UPSTREAM_QUOTA_REMAINING
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 T = TypeVar("T")
 
 MAX_ATTEMPTS = 3
