@@ -51,21 +51,21 @@ class CacheUnavailable(Exception):
 
 
 class MemoryCache:
-    """Per-process cache; entries never outlive the TTL they were stored with."""
+    """Per-process cache of rendered response bodies; entries never outlive their TTL."""
 
     def __init__(self, *, ttl_seconds: float, max_entries: int = 1024) -> None:
         self.ttl_seconds = ttl_seconds
-        self._entries: TTLCache[tuple[str, str], tuple[float, JobSearchResponse]] = TTLCache(
+        self._entries: TTLCache[tuple[str, str], tuple[float, bytes]] = TTLCache(
             maxsize=max_entries, ttl=ttl_seconds
         )
 
-    def get(self, source: str, key: str) -> JobSearchResponse | None:
+    def get(self, source: str, key: str) -> bytes | None:
         entry = self._entries.get((source, key))
         if entry is None or entry[0] <= time.monotonic():
             return None
         return entry[1]
 
-    def put(self, source: str, key: str, response: JobSearchResponse) -> None:
+    def put(self, source: str, key: str, response: bytes) -> None:
         self._entries[(source, key)] = (time.monotonic() + self.ttl_seconds, response)
 
     def clear(self) -> None:
@@ -113,7 +113,7 @@ class PostgresCache:
         return self.breaker.state != "open"
 
     async def get(self, source: str, request: JobSearchRequest) -> JobSearchResponse | None:
-        row = await self._run(_LOOKUP, (source, request.cache_key()), fetch=True)
+        row = await self._run(_LOOKUP, (source, request.cache_key), fetch=True)
         if row is None:
             return None
         return JobSearchResponse.model_validate(row[0])
@@ -125,7 +125,7 @@ class PostgresCache:
             _UPSERT,
             (
                 source,
-                request.cache_key(),
+                request.cache_key,
                 Jsonb(request.model_dump(mode="json")),
                 Jsonb(response.model_dump(mode="json", by_alias=True)),
                 self.ttl_minutes,

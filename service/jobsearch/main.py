@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jobsearch import __version__
 from jobsearch.cache import CacheUnavailable, MemoryCache, PostgresCache
+from jobsearch.coalescing import SharedClaims
 from jobsearch.context import current_facts
 from jobsearch.errors import ApiError
 from jobsearch.logging_setup import configure_logging, get_logger
@@ -90,8 +91,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
             settings.database_url.get_secret_value(), ttl_minutes=settings.cache_ttl_minutes
         )
         await database.open()
+    claims = (
+        SharedClaims(
+            str(settings.redis_url),
+            # A claim outlives the longest a search may wait on an upstream.
+            claim_seconds=3 * settings.upstream_timeout_seconds + 2,
+        )
+        if settings.redis_url
+        else None
+    )
     search = SearchService(
-        clients, MemoryCache(ttl_seconds=settings.cache_ttl_minutes * 60), database
+        clients, MemoryCache(ttl_seconds=settings.cache_ttl_minutes * 60), database, claims
     )
     limiter = SearchRateLimiter(
         settings.rate_limit, str(settings.redis_url) if settings.redis_url else None

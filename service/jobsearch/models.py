@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Mapping
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any
 
 from iso3166 import countries_by_alpha2, countries_by_alpha3, countries_by_name
@@ -227,12 +228,19 @@ class JobSearchRequest(BaseModel):
             raise ValueError("must be greater than or equal to salaryMin")
         return salary_max
 
+    @cached_property
     def cache_key(self) -> str:
-        """A hash that is equal for requests that would return the same jobs."""
-        canonical = self.model_dump(mode="json")
-        for field in ("job_title", "industry", "city"):
-            canonical[field] = str(canonical[field]).casefold()
-        encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+        """A hash that is equal for requests that would return the same jobs.
+
+        Every field takes part (a field added later changes every key, which is
+        safe); the free-text ones count without case.
+        """
+        canonical = [
+            (name, value.casefold() if isinstance(value, str) else value)
+            for name in sorted(type(self).model_fields)
+            for value in (getattr(self, name),)
+        ]
+        encoded = json.dumps(canonical, separators=(",", ":"), default=str)
         return hashlib.sha256(encoded.encode()).hexdigest()
 
 

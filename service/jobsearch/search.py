@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from redis.exceptions import RedisError
+
 from jobsearch.breaker import CircuitBreaker
 from jobsearch.cache import CacheUnavailable, MemoryCache, PostgresCache
+from jobsearch.coalescing import SharedClaims
 from jobsearch.context import current_facts
 from jobsearch.errors import SourceNotConfigured
 from jobsearch.logging_setup import get_logger
@@ -37,27 +40,32 @@ class SourceClient(Protocol):
 
 
 class SearchService:
+    """Answers hold the response body rendered once, so a cache hit is a lookup, not a render."""
+
     def __init__(
         self,
         clients: dict[str, SourceClient | None],
         memory: MemoryCache,
         database: PostgresCache | None,
+        claims: SharedClaims | None = None,
     ) -> None:
         self.clients = clients
         self.memory = memory
         self.database = database
-        self._in_flight: dict[tuple[str, str], asyncio.Task[JobSearchResponse]] = {}
+        self.claims = claims
+        self._in_flight: dict[tuple[str, str], asyncio.Task[bytes]] = {}
 
     def configured_sources(self) -> list[str]:
         return [name for name, client in self.clients.items() if client is not None]
 
-    async def search(self, source: str, request: JobSearchRequest) -> JobSearchResponse:
+    async def search(self, source: str, request: JobSearchRequest) -> bytes:
+        """The response body for this search, from a cache or from the source."""
         facts = current_facts()
         facts.source = source
         client = self.clients.get(source)
         if client is None:
             raise SourceNotConfigured()
-        key = request.cache_key()
+        key = request.cache_key
 
         cached = self.memory.get(source, key)
         if cached is None:
@@ -75,8 +83,7 @@ class SearchService:
             facts.cache = "coalesced"
             CACHE_LOOKUPS.labels(source, "coalesced").inc()
             return await asyncio.shield(shared)
-        CACHE_LOOKUPS.labels(source, facts.cache).inc()
-        task = asyncio.create_task(self._fetch_and_store(client, source, request))
+        task = asyncio.create_task(self._fetch_once(client, source, request))
         self._in_flight[(source, key)] = task
         task.add_done_callback(lambda done: self._forget(source, key, done))
         # Shielded: if this client goes away, the call still completes for the others.
@@ -84,31 +91,64 @@ class SearchService:
 
     async def _lookup_database(
         self, source: str, request: JobSearchRequest
-    ) -> tuple[JobSearchResponse | None, str]:
+    ) -> tuple[bytes | None, str]:
         if self.database is None:
             return None, "bypass"
         try:
             found = await self.database.get(source, request)
         except CacheUnavailable:
             return None, "bypass"
-        return found, "hit" if found is not None else "miss"
+        if found is None:
+            return None, "miss"
+        return render(found), "hit"
+
+    async def _fetch_once(
+        self, client: SourceClient, source: str, request: JobSearchRequest
+    ) -> bytes:
+        """Call the source, unless another process is calling for the same search."""
+        facts = current_facts()
+        claim = None
+        if self.claims is not None:
+            try:
+                claim = await self.claims.claim(source, request.cache_key)
+            except RedisError as exc:
+                log.warning("coalescing_unavailable", error=type(exc).__name__)
+            else:
+                if claim is None:
+                    body = await self.claims.wait_for_result(source, request.cache_key)
+                    if body is not None:
+                        facts.cache = "coalesced"
+                        CACHE_LOOKUPS.labels(source, "coalesced").inc()
+                        self.memory.put(source, request.cache_key, body)
+                        return body
+        CACHE_LOOKUPS.labels(source, facts.cache or "miss").inc()
+        try:
+            body = await self._fetch_and_store(client, source, request)
+        except BaseException:
+            if claim is not None and self.claims is not None:
+                await self.claims.abandon(claim)
+            raise
+        if claim is not None and self.claims is not None:
+            await self.claims.publish(source, request.cache_key, body, claim)
+        return body
 
     async def _fetch_and_store(
         self, client: SourceClient, source: str, request: JobSearchRequest
-    ) -> JobSearchResponse:
+    ) -> bytes:
         jobs = (await client.search(request))[:MAX_JOBS_PER_SOURCE]
         response = JobSearchResponse(
             jobs=jobs, total=len(jobs), hint=None if jobs else NO_JOBS_HINT
         )
-        self.memory.put(source, request.cache_key(), response)
+        body = render(response)
+        self.memory.put(source, request.cache_key, body)
         if self.database is not None:
             try:
                 await self.database.put(source, request, response)
             except CacheUnavailable:
                 current_facts().cache = "bypass"
-        return response
+        return body
 
-    def _forget(self, source: str, key: str, done: asyncio.Task[JobSearchResponse]) -> None:
+    def _forget(self, source: str, key: str, done: asyncio.Task[bytes]) -> None:
         self._in_flight.pop((source, key), None)
         if not done.cancelled():
             done.exception()  # retrieved here so that an unawaited failure is not reported twice
@@ -117,3 +157,10 @@ class SearchService:
         for client in self.clients.values():
             if client is not None:
                 await client.aclose()
+        if self.claims is not None:
+            await self.claims.aclose()
+
+
+def render(response: JobSearchResponse) -> bytes:
+    """The wire form of a response, as FastAPI would write it (camelCase aliases)."""
+    return response.model_dump_json(by_alias=True).encode()

@@ -15,8 +15,8 @@ EMPTY = JobSearchResponse(jobs=[], total=0)
 
 def test_memory_entries_expire_with_their_ttl() -> None:
     cache = MemoryCache(ttl_seconds=0.2)
-    cache.put("jsearch", "k", EMPTY)
-    assert cache.get("jsearch", "k") == EMPTY
+    cache.put("jsearch", "k", b"{}")
+    assert cache.get("jsearch", "k") == b"{}"
     assert cache.get("theirstack", "k") is None
     time.sleep(0.3)
     assert cache.get("jsearch", "k") is None

@@ -25,26 +25,25 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+# The search service hands back the body already rendered from a JobSearchResponse
+# (see search.render): response_model documents it, and FastAPI does not render twice.
 @router.post("/jsearch", response_model=JobSearchResponse, responses=_ERRORS)
-async def search_jsearch(
-    request: JobSearchRequest, search: SearchServiceDep, response: Response
-) -> JobSearchResponse:
+async def search_jsearch(request: JobSearchRequest, search: SearchServiceDep) -> Response:
     """Jobs from JSearch (RapidAPI), at most 15, cached per distinct search."""
-    return await _search("jsearch", request, search, response)
+    return await _search("jsearch", request, search)
 
 
 @router.post("/theirstack", response_model=JobSearchResponse, responses=_ERRORS)
-async def search_theirstack(
-    request: JobSearchRequest, search: SearchServiceDep, response: Response
-) -> JobSearchResponse:
+async def search_theirstack(request: JobSearchRequest, search: SearchServiceDep) -> Response:
     """Jobs from TheirStack, at most 15, cached per distinct search."""
-    return await _search("theirstack", request, search, response)
+    return await _search("theirstack", request, search)
 
 
-async def _search(
-    source: str, request: JobSearchRequest, search: SearchServiceDep, response: Response
-) -> JobSearchResponse:
-    found = await search.search(source, request)
+async def _search(source: str, request: JobSearchRequest, search: SearchServiceDep) -> Response:
+    body = await search.search(source, request)
     # hit, miss, coalesced or bypass: lets clients and smoke tests see the cache work.
-    response.headers["X-Cache"] = current_facts().cache or "miss"
-    return found
+    return Response(
+        content=body,
+        media_type="application/json",
+        headers={"X-Cache": current_facts().cache or "miss"},
+    )
