@@ -11,10 +11,12 @@ import json
 import re
 import time
 import uuid
+from functools import lru_cache
 
 import sentry_sdk
 import structlog
-from starlette.datastructures import Headers, MutableHeaders
+from prometheus_client import Counter, Histogram
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobsearch.context import RequestFacts, begin_request
@@ -35,6 +37,11 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-site",
     "Cache-Control": "no-store",
 }
+
+
+_RAW_SECURITY_HEADERS = tuple(
+    (name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()
+)
 
 
 class _BodyTooLarge(Exception):
@@ -111,10 +118,12 @@ class _Exchange:
         if message["type"] == "http.response.start":
             self.status = message["status"]
             self.started = True
-            out = MutableHeaders(scope=message)
-            out["X-Request-ID"] = self.request_id
-            for name, value in SECURITY_HEADERS.items():
-                out.setdefault(name, value)
+            # Appended as raw pairs: this runs on every response, and no route sets them.
+            message["headers"] = [
+                *message.get("headers", ()),
+                (b"x-request-id", self.request_id.encode()),
+                *_RAW_SECURITY_HEADERS,
+            ]
         await self._send(message)
 
     async def fail(self, status: int, code: str, message: str) -> None:
@@ -134,16 +143,30 @@ class _Exchange:
         await self.send({"type": "http.response.body", "body": body})
 
 
+# Clients choose the method; an unbounded label would let them grow the metrics.
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+@lru_cache(maxsize=512)
+def _request_metrics(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+    # labels() hashes and locks on every call; the children never change.
+    return (
+        HTTP_REQUESTS.labels(method, route, str(status)),
+        HTTP_LATENCY.labels(method, route),
+    )
+
+
 def _record(scope: Scope, status: int, elapsed: float, facts: RequestFacts) -> None:
     route = scope.get("route")
     route_label = getattr(route, "path", None) or "unmatched"
-    method = scope["method"]
-    HTTP_REQUESTS.labels(method, route_label, str(status)).inc()
-    HTTP_LATENCY.labels(method, route_label).observe(elapsed)
+    method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
+    requests, latency = _request_metrics(method, route_label, status)
+    requests.inc()
+    latency.observe(elapsed)
     client = scope.get("client")
     log.info(
         "request",
-        method=method,
+        method=scope["method"],
         path=scope["path"],
         status=status,
         latency_ms=round(elapsed * 1000, 1),

@@ -8,7 +8,7 @@ from typing import cast
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from limits.storage import storage_from_string
 
@@ -37,7 +37,9 @@ class SearchRateLimiter:
                 else storage_from_string("async+memory://")
             ),
         )
-        self.limiter = MovingWindowRateLimiter(self.storage)
+        # A sliding-window counter: two counters per client, O(1) whatever the limit
+        # (a moving window keeps one entry per request and slows down as limits grow).
+        self.limiter = SlidingWindowCounterRateLimiter(self.storage)
 
     async def check(self, client_ip: str) -> None:
         """Raise RateLimited when this address is over its limit.

@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from jobsearch.context import current_facts
-from jobsearch.deps import RateLimited, SearchServiceDep
+from jobsearch.deps import RateLimitedSearchDep
 from jobsearch.models import ErrorResponse, JobSearchRequest, JobSearchResponse
 
-router = APIRouter(prefix="/api/jobs", tags=["jobs"], dependencies=[RateLimited])
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
@@ -28,18 +28,18 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 # The search service hands back the body already rendered from a JobSearchResponse
 # (see search.render): response_model documents it, and FastAPI does not render twice.
 @router.post("/jsearch", response_model=JobSearchResponse, responses=_ERRORS)
-async def search_jsearch(request: JobSearchRequest, search: SearchServiceDep) -> Response:
+async def search_jsearch(request: JobSearchRequest, search: RateLimitedSearchDep) -> Response:
     """Jobs from JSearch (RapidAPI), at most 15, cached per distinct search."""
     return await _search("jsearch", request, search)
 
 
 @router.post("/theirstack", response_model=JobSearchResponse, responses=_ERRORS)
-async def search_theirstack(request: JobSearchRequest, search: SearchServiceDep) -> Response:
+async def search_theirstack(request: JobSearchRequest, search: RateLimitedSearchDep) -> Response:
     """Jobs from TheirStack, at most 15, cached per distinct search."""
     return await _search("theirstack", request, search)
 
 
-async def _search(source: str, request: JobSearchRequest, search: SearchServiceDep) -> Response:
+async def _search(source: str, request: JobSearchRequest, search: RateLimitedSearchDep) -> Response:
     body = await search.search(source, request)
     # hit, miss, coalesced or bypass: lets clients and smoke tests see the cache work.
     return Response(
