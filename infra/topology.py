@@ -430,7 +430,9 @@ def render_caddyfile(spec: TopologySpec, upstream_aliases: tuple[str, ...]) -> s
 \t\tmax_size 64KB
 \t}}
 \treverse_proxy {upstreams} {{
-\t\tlb_policy round_robin
+\t\t# Not round_robin: with one replica down, two concurrent picks can both land on it,
+\t\t# and Caddy then answers a POST 503 at once (tests/drills/test_container_killed.py).
+\t\tlb_policy least_conn
 \t\tlb_try_duration 10s
 \t\tlb_try_interval 100ms
 \t\thealth_uri /health

@@ -1,0 +1,136 @@
+"""`python -m bench` (`make bench`): run the benchmarks and rewrite docs/benchmarks.md.
+
+    python -m bench                       all five; rewrites docs/benchmarks.md
+    python -m bench --only cache_hit      some of them; prints, writes nothing
+    python -m bench --tiny --output F     every code path in seconds (what tests/bench runs)
+
+Needs the machine's PostgreSQL and Redis (started when stopped, as the suite
+does), wrk (installed from Debian when missing) and, for the rollout and the
+image figures, the Docker engine (installed and started when missing). The
+rollout uses the suite's "test" topology instance: not while `make test` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from bench import cache_hit, footprint, rollout, slow_upstream, upstream_calls
+from bench.environment import BenchEnvironment, bench_environment
+from bench.machine import describe_machine
+from bench.report import BenchResult, failed_result, render, write_page, write_raw
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUTPUT = REPO_ROOT / "docs" / "benchmarks.md"
+RAW_RESULTS = REPO_ROOT / "bench" / "results"
+# In page order; the targets are repeated here for a benchmark that fails to run.
+BENCHMARKS = {
+    "cache_hit": ("Cache-hit throughput", ">= 0.7"),
+    "slow_upstream": ("Slow upstream does not block", ">= 20x, /health p99 < 50 ms"),
+    "upstream_calls": ("Paid upstream calls", "= 50 (one per distinct search)"),
+    "rollout": ("Rollout without failed requests", "0 failed of >= 2,000"),
+    "footprint": ("Footprint", "report (no target)"),
+}
+HOST_BENCHMARKS = ("cache_hit", "slow_upstream", "upstream_calls", "footprint")
+INTRO = (
+    "To reproduce: `make bench` (about 10 minutes on 2 cores). It uses the machine's "
+    "PostgreSQL and Redis on 127.0.0.1 (started when stopped), wrk and the Docker engine "
+    "(installed when missing), and the suite's `test` topology instance for the rollout: "
+    "not while `make test` runs. Raw figures of each run land in bench/results/ (not "
+    "committed)."
+)
+
+
+def _runners(tiny: bool) -> dict[str, Callable[[BenchEnvironment], BenchResult]]:
+    return {
+        "cache_hit": lambda env: cache_hit.run(
+            env, cache_hit.CacheHitConfig.tiny() if tiny else None
+        ),
+        "slow_upstream": lambda env: slow_upstream.run(
+            env, slow_upstream.SlowUpstreamConfig.tiny() if tiny else None
+        ),
+        "upstream_calls": lambda env: upstream_calls.run(
+            env, upstream_calls.UpstreamCallsConfig.tiny() if tiny else None
+        ),
+        "footprint": lambda env: footprint.run(
+            env, footprint.FootprintConfig.tiny() if tiny else None
+        ),
+    }
+
+
+def _guarded(key: str, measure: Callable[[], BenchResult]) -> BenchResult:
+    title, target = BENCHMARKS[key]
+    print(f"== {key}: {title}", flush=True)
+    started = time.monotonic()
+    try:
+        result = measure()
+    except Exception as error:  # reported on the page; the other benchmarks still run
+        print(f"   failed: {type(error).__name__}: {error}", flush=True)
+        return failed_result(key, title, target, error)
+    print(f"   {result.headline} -> {result.verdict} ({time.monotonic() - started:.0f} s)")
+    return result
+
+
+def run(selected: Sequence[str], *, tiny: bool) -> list[BenchResult]:
+    results: dict[str, BenchResult] = {}
+    host = [key for key in selected if key in HOST_BENCHMARKS]
+    if host:
+        runners = _runners(tiny)
+        with bench_environment() as env:
+            for key in host:
+                results[key] = _guarded(key, functools.partial(runners[key], env))
+    if "rollout" in selected:
+        config = rollout.RolloutConfig.tiny() if tiny else None
+        results["rollout"] = _guarded("rollout", lambda: rollout.run(config))
+    return [results[key] for key in BENCHMARKS if key in results]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=list(BENCHMARKS),
+        metavar="NAME",
+        help=f"run only these ({', '.join(BENCHMARKS)}); nothing is written without --output",
+    )
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="tiny loads that only prove the code runs; nothing is written without --output",
+    )
+    parser.add_argument("--output", type=Path, help=f"the page to write (default {DEFAULT_OUTPUT})")
+    args = parser.parse_args(argv)
+
+    selected = list(args.only or BENCHMARKS)
+    output: Path | None = args.output
+    if output is None and not args.only and not args.tiny:
+        output = DEFAULT_OUTPUT
+    machine = describe_machine()
+    results = run(selected, tiny=args.tiny)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    command = "make bench (python -m bench)"
+    if arguments:
+        command = "python -m bench " + " ".join(shlex.quote(arg) for arg in arguments)
+    page = render(results, machine, command, INTRO)
+    if output is None:
+        print(page)
+    else:
+        write_page(output, page)
+        print(f"wrote {output}")
+        raw_dir = RAW_RESULTS if output == DEFAULT_OUTPUT else output.parent
+        print(f"raw results: {write_raw(raw_dir, results, machine)}")
+    return 0 if all(result.outcome == "measured" for result in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

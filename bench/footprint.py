@@ -1,0 +1,288 @@
+"""5. Footprint: image size, cold start to healthy, RSS per worker after 1,000 requests.
+
+Each compared with the bare FastAPI app of bench/bare_app.py where a ratio
+makes sense:
+- RSS: both apps on the host with the topology's 2 workers, after the same
+  1,000 requests (Zipf-drawn searches: misses, coalesced waits and hits);
+- cold start: the service image started as the topology starts it (read-only
+  root, non-root user, 2 workers), against the same image running the bare app
+  (mounted read-only), in alternating rounds: time from `start` to the first
+  200 from /health, and to Docker's `healthy` with the topology's check;
+- image size: the service image against the Python base it is built on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+from docker.models.containers import Container
+
+from bench.environment import BenchEnvironment
+from bench.load import Call, require_all_ok, run_calls
+from bench.report import BenchError, BenchResult, median
+from bench.servers import Server, rss_kib
+from bench.upstream_calls import UpstreamCallsConfig, draw
+
+BARE_APP = Path(__file__).with_name("bare_app.py")
+IMAGE_TAG = "jobsearch-api:bench"
+CONTAINER_PORT = 8000
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FootprintConfig:
+    requests: int = 1000
+    distinct: int = 50
+    concurrency: int = 16
+    workers: int = 2
+    cold_start_rounds: int = 3
+    cold_start_timeout_seconds: float = 90.0
+
+    @classmethod
+    def tiny(cls) -> FootprintConfig:
+        return cls(requests=60, distinct=6, concurrency=4, cold_start_rounds=1)
+
+
+@dataclass(frozen=True)
+class Memory:
+    per_worker_mib: list[float]
+    supervisor_mib: float | None
+
+    @property
+    def mean_mib(self) -> float:
+        return sum(self.per_worker_mib) / len(self.per_worker_mib)
+
+
+def _memory(server: Server) -> Memory:
+    workers = server.worker_pids()
+    supervisor = None if workers == [server.process.pid] else server.process.pid
+    return Memory(
+        per_worker_mib=[rss_kib(pid) / 1024 for pid in workers],
+        supervisor_mib=rss_kib(supervisor) / 1024 if supervisor else None,
+    )
+
+
+def _load(config: FootprintConfig) -> list[Call]:
+    run_id = uuid.uuid4().hex[:8]
+    sequence = draw(UpstreamCallsConfig(requests=config.requests, distinct=config.distinct, seed=7))
+    return [
+        Call("POST", "/api/jobs/jsearch", {"jobTitle": f"footprint {number} {run_id}"})
+        for number in sequence
+    ]
+
+
+def measure_rss(env: BenchEnvironment, config: FootprintConfig) -> tuple[Memory, Memory]:
+    """RSS per worker of the service and of the bare app, each after the same requests."""
+    env.control_fakes(reset=True)
+    calls = _load(config)
+    with env.service("footprint-service", workers=config.workers) as service:
+        outcomes, _ = run_calls(service.url, calls, concurrency=config.concurrency)
+        require_all_ok("service", outcomes)
+        ours = _memory(service)
+        # The bare app answers with a real search result, as in the cache-hit benchmark.
+        answer = httpx.post(f"{service.url}{calls[0].path}", json=calls[0].body, timeout=30)
+    payload = env.work_dir / "footprint-payload.json"
+    payload.write_text(answer.text)
+    with env.app(
+        "footprint-bare", "bench.bare_app", workers=config.workers, BENCH_PAYLOAD_FILE=str(payload)
+    ) as bare:
+        outcomes, _ = run_calls(bare.url, calls, concurrency=config.concurrency)
+        require_all_ok("bare app", outcomes)
+        theirs = _memory(bare)
+    return ours, theirs
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    answered_seconds: float
+    healthy_seconds: float
+
+
+@dataclass(frozen=True)
+class Images:
+    service_bytes: int
+    base_bytes: int
+    base: str
+
+
+@contextlib.contextmanager
+def _started(
+    client: docker.DockerClient, image: str, *, bare: bool, name: str
+) -> Iterator[tuple[Container, float]]:
+    from infra.topology import SERVICE_UID, service_healthcheck
+
+    check = service_healthcheck()
+    listen_on_every_interface = "0.0.0.0"  # noqa: S104 - inside the container
+    arguments: dict[str, Any] = {
+        "name": name,
+        "environment": {
+            "HOST": listen_on_every_interface,
+            "PORT": str(CONTAINER_PORT),
+            "WORKERS": "2",
+        },
+        "user": SERVICE_UID,
+        "read_only": True,
+        "tmpfs": {"/tmp": "rw,noexec,nosuid,size=64m"},  # noqa: S108 - in the container
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],
+        "healthcheck": {
+            "test": ["CMD", *check.command],
+            "interval": check.interval_seconds * 1_000_000_000,
+            "timeout": check.timeout_seconds * 1_000_000_000,
+            "retries": check.retries,
+            "start_period": check.start_period_seconds * 1_000_000_000,
+        },
+        "labels": {"org.jobsearch.project": "jobsearch", "org.jobsearch.role": "bench"},
+        "detach": True,
+    }
+    if bare:
+        arguments["entrypoint"] = ["/opt/venv/bin/python", "/bench/bare_app.py"]
+        arguments["volumes"] = {str(BARE_APP): {"bind": "/bench/bare_app.py", "mode": "ro"}}
+    container = client.containers.create(image, **arguments)
+    try:
+        started = time.monotonic()
+        container.start()
+        yield container, started
+    finally:
+        container.remove(force=True)
+
+
+def _cold_start(
+    client: docker.DockerClient, image: str, *, bare: bool, timeout: float
+) -> ColdStart:
+    kind = "bare" if bare else "service"
+    name = f"jobsearch-bench-coldstart-{kind}-{uuid.uuid4().hex[:6]}"
+    with _started(client, image, bare=bare, name=name) as (container, started):
+        answered: float | None = None
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            container.reload()
+            state = container.attrs["State"]
+            if state.get("Status") != "running":
+                logs = container.logs(tail=5).decode(errors="replace")
+                raise BenchError(f"{name} stopped during its cold start: {logs.strip()[-300:]}")
+            if answered is None:
+                address = container.attrs["NetworkSettings"].get("IPAddress")
+                with contextlib.suppress(httpx.HTTPError):
+                    url = f"http://{address}:{CONTAINER_PORT}/health"
+                    if address and httpx.get(url, timeout=0.5).status_code == 200:
+                        answered = time.monotonic() - started
+            if (state.get("Health") or {}).get("Status") == "healthy" and answered is not None:
+                return ColdStart(answered, time.monotonic() - started)
+            time.sleep(0.02)
+    raise BenchError(f"{name} was not healthy within {timeout:.0f}s")
+
+
+def measure_images(config: FootprintConfig) -> tuple[Images, list[ColdStart], list[ColdStart]]:
+    from infra.local.engine import ensure_engine
+    from infra.local.images import build_service_image, image_set
+    from infra.local.state import STATE_ROOT
+
+    client = ensure_engine(STATE_ROOT)
+    images = image_set(client, "debian", STATE_ROOT / "build")
+    if images.base is None:
+        raise BenchError("no Debian base image")
+    image_id = build_service_image(client, base_image=images.base, tag=IMAGE_TAG)
+    sizes = Images(
+        service_bytes=int(client.images.get(image_id).attrs["Size"]),
+        base_bytes=int(client.images.get(images.base).attrs["Size"]),
+        base=images.base,
+    )
+    service_runs: list[ColdStart] = []
+    bare_runs: list[ColdStart] = []
+    for round_number in range(config.cold_start_rounds):
+        order = [False, True] if round_number % 2 == 0 else [True, False]
+        for bare in order:
+            result = _cold_start(
+                client, image_id, bare=bare, timeout=config.cold_start_timeout_seconds
+            )
+            (bare_runs if bare else service_runs).append(result)
+    return sizes, service_runs, bare_runs
+
+
+def run(
+    env: BenchEnvironment, config: FootprintConfig | None = None, *, images: bool = True
+) -> BenchResult:
+    config = config or FootprintConfig()
+    ours, theirs = measure_rss(env, config)
+    rss_ratio = ours.mean_mib / theirs.mean_mib
+    figures = [
+        (
+            f"RSS per worker after {config.requests:,} requests, service / bare",
+            f"**{ours.mean_mib:.1f} MiB / {theirs.mean_mib:.1f} MiB = {rss_ratio:.2f}x**",
+        ),
+        (
+            "Each worker, service",
+            ", ".join(f"{value:.1f} MiB" for value in ours.per_worker_mib),
+        ),
+    ]
+    if ours.supervisor_mib is not None:
+        figures.append(("uvicorn supervisor process, service", f"{ours.supervisor_mib:.1f} MiB"))
+    headline = f"RSS per worker {rss_ratio:.2f}x the bare app's"
+    values = {"rss_ratio": rss_ratio, "service_rss_mib": ours.mean_mib}
+    notes = [
+        f"RSS is measured on the host (VmRSS of each uvicorn worker) with {config.workers} "
+        "workers, after the same requests to both apps: Zipf-drawn searches over "
+        f"{config.distinct} distinct ones, so the service's caches hold real entries.",
+    ]
+    if images:
+        sizes, service_starts, bare_starts = measure_images(config)
+        answered = median([run.answered_seconds for run in service_starts])
+        bare_answered = median([run.answered_seconds for run in bare_starts])
+        healthy = median([run.healthy_seconds for run in service_starts])
+        bare_healthy = median([run.healthy_seconds for run in bare_starts])
+        size_ratio = sizes.service_bytes / sizes.base_bytes
+        start_ratio = answered / bare_answered
+        headline += (
+            f"; cold start {start_ratio:.2f}x; image {sizes.service_bytes / MIB:.0f} MiB "
+            f"({size_ratio:.2f}x its base)"
+        )
+        figures += [
+            (
+                "Cold start to first /health 200, service / bare (median)",
+                f"**{answered:.2f} s / {bare_answered:.2f} s = {start_ratio:.2f}x**",
+            ),
+            (
+                "Cold start to Docker `healthy`, service / bare (median)",
+                f"{healthy:.2f} s / {bare_healthy:.2f} s",
+            ),
+            (
+                "Image size, service image / its Python base",
+                f"**{sizes.service_bytes / MIB:.0f} MiB / {sizes.base_bytes / MIB:.0f} MiB "
+                f"= {size_ratio:.2f}x** (the service adds "
+                f"{(sizes.service_bytes - sizes.base_bytes) / MIB:.0f} MiB)",
+            ),
+        ]
+        values |= {
+            "cold_start_ratio": start_ratio,
+            "image_mib": sizes.service_bytes / MIB,
+            "image_to_base_ratio": size_ratio,
+        }
+        notes += [
+            f"Cold start: {config.cold_start_rounds} alternating rounds of the service image "
+            "and of the same image running bench/bare_app.py, both as the topology runs a "
+            "replica (read-only root, non-root, no capabilities, 2 workers). `healthy` uses "
+            "the topology's check, run every "
+            "2 s, so it lands on a 2 s grid; the first 200 is polled every 20 ms.",
+            f"The base is `{sizes.base}`: Debian bookworm with Debian's Python 3.11, built "
+            "here by infra/local/images.py because no registry is reachable; the official "
+            "`python:3.12-slim` base is not available on this machine to compare.",
+        ]
+    return BenchResult(
+        key="footprint",
+        title="Footprint",
+        headline=headline,
+        target="report (no target)",
+        met=None,
+        figures=figures,
+        notes=notes,
+        values=values,
+    )

@@ -1,0 +1,315 @@
+"""4. Rollout: failed requests during rolling replacements on the local topology.
+
+The whole topology of infra/topology.py runs on the local Docker engine
+(infra/local: proxy, two replicas, Redis, Postgres, plus the fake upstreams),
+as the suite's "test" instance. A steady load of searches and /health goes
+through the proxy while the runner rolls the replicas to another image and
+back, until at least 2,000 requests have been sent during rollouts. Every
+answer but a 200 and every transport error counts as a failure.
+
+Side by side, under the same load: the simple alternative (stop the replicas,
+then start the new ones, as a plain `docker compose up` with a new image does),
+and forced proxy reloads with no replica changing, which tell how much of any
+failure a rollout's one proxy reload accounts for.
+
+The instance is the suite's: do not run `make bench` while `make test` runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from bench.load import BackgroundLoad, Call
+from bench.report import BenchError, BenchResult
+from bench.servers import free_port
+from infra.local.engine import ensure_engine
+from infra.local.runner import CADDY_RELOAD, LocalRunner
+from infra.local.state import STATE_ROOT, LocalConfig, LocalState
+from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
+from tests.infra.local.conftest import FAKES_ALIAS, FAKES_PORT, TEST_SUBNET_OCTET, ensure_fakes
+from tests.support.docker import build_test_images
+
+REQUESTS_TARGET = 2000
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    min_requests: int = REQUESTS_TARGET
+    concurrency: int = 16
+    max_rollouts: int = 6
+    baseline: bool = True
+    # Forced proxy reloads with nothing else changing, to tell their share of any failure.
+    proxy_reloads: int = 10
+
+    @classmethod
+    def tiny(cls) -> RolloutConfig:
+        return cls(min_requests=100, concurrency=4, max_rollouts=1, baseline=False, proxy_reloads=0)
+
+
+@dataclass(frozen=True)
+class Replacement:
+    image: str
+    requests: int
+    failures: int
+    seconds: float
+
+
+def load_calls() -> list[Call]:
+    """Mostly cached searches on both sources, and /health, as the frontend and probes send."""
+    searches = [
+        Call("POST", f"/api/jobs/{source}", {"jobTitle": f"rollout role {number}"})
+        for number in range(10)
+        for source in ("jsearch", "theirstack")
+    ]
+    return [*searches, Call("GET", "/health")]
+
+
+@dataclass
+class Measured:
+    replacements: list[Replacement]
+    total: int
+    failures: list[str]
+    statuses: dict[int, int]
+
+    @property
+    def during(self) -> int:
+        return sum(item.requests for item in self.replacements)
+
+    @property
+    def failed_during(self) -> int:
+        return sum(item.failures for item in self.replacements)
+
+
+def _replace(
+    load: BackgroundLoad, image: str, action: contextlib.AbstractContextManager[None]
+) -> Replacement:
+    before, failed_before = load.total, load.failed
+    started = time.monotonic()
+    with action:
+        pass
+    return Replacement(
+        image=image,
+        requests=load.total - before,
+        failures=load.failed - failed_before,
+        seconds=time.monotonic() - started,
+    )
+
+
+def measure_rollouts(
+    runner: LocalRunner, url: str, images: list[str], config: RolloutConfig
+) -> Measured:
+    """Roll through `images` in turn under load until `min_requests` were sent during rollouts."""
+
+    @contextlib.contextmanager
+    def rollout(image: str) -> Iterator[None]:
+        runner.rollout(image)
+        yield
+
+    replacements: list[Replacement] = []
+    with BackgroundLoad(url, load_calls(), concurrency=config.concurrency) as load:
+        load.wait_for(50)
+        turn = 0
+        while turn < config.max_rollouts and (
+            turn == 0 or sum(item.requests for item in replacements) < config.min_requests
+        ):
+            image = images[turn % len(images)]
+            replacements.append(_replace(load, image, rollout(image)))
+            turn += 1
+        # And a little after the last one: requests to the new generation must succeed too.
+        load.wait_for(load.total + 50)
+    return Measured(replacements, load.tally.total, load.tally.failures, dict(load.tally.statuses))
+
+
+def measure_stop_then_start(
+    runner: LocalRunner, url: str, image: str, config: RolloutConfig
+) -> Measured:
+    """The simple alternative: stop every replica, then start the new ones."""
+
+    @contextlib.contextmanager
+    def stop_then_start() -> Iterator[None]:
+        for container in runner.api_containers():
+            container.stop(timeout=30)
+            container.remove(force=True)
+        runner.rollout(image)
+        yield
+
+    with BackgroundLoad(url, load_calls(), concurrency=config.concurrency) as load:
+        load.wait_for(50)
+        replacement = _replace(load, image, stop_then_start())
+        load.wait_for(load.total + 50)
+    return Measured([replacement], load.tally.total, load.tally.failures, dict(load.tally.statuses))
+
+
+def measure_proxy_reloads(runner: LocalRunner, url: str, config: RolloutConfig) -> Measured:
+    """Only `caddy reload`, forced, with the same replicas: what a rollout's reload costs."""
+    proxy = runner.client.containers.get(runner.topology().proxy.name)
+
+    @contextlib.contextmanager
+    def reloads() -> Iterator[None]:
+        for _ in range(config.proxy_reloads):
+            result = proxy.exec_run([*CADDY_RELOAD, "--force"])
+            if result.exit_code != 0:
+                raise BenchError(f"caddy reload failed: {result.output!r:.200}")
+            time.sleep(1.0)
+        yield
+
+    with BackgroundLoad(url, load_calls(), concurrency=config.concurrency) as load:
+        load.wait_for(50)
+        replacement = _replace(load, "(none)", reloads())
+        load.wait_for(load.total + 50)
+    return Measured([replacement], load.tally.total, load.tally.failures, dict(load.tally.statuses))
+
+
+@dataclass(frozen=True)
+class Topology:
+    runner: LocalRunner
+    url: str
+    images: list[str]  # the service image, then a second image of the same app
+
+
+@contextlib.contextmanager
+def local_topology() -> Iterator[Topology]:
+    """The suite's "test" instance of the topology, from scratch, removed afterwards.
+
+    Configured as tests/infra/local/conftest.py configures it, with the rate limit raised.
+    """
+    client = ensure_engine(STATE_ROOT)
+    images = build_test_images(client)
+    state = LocalState("test")
+    config = LocalConfig(
+        environment="test",
+        images="debian",
+        http_port=free_port(),
+        postgres_port=free_port(),
+        subnet_octet=TEST_SUBNET_OCTET,
+        replicas=2,
+        workers=2,
+        proxy_image=images.proxy,
+        redis_image=images.redis,
+        postgres_image=images.postgres,
+        settings={
+            "JSEARCH_BASE_URL": f"http://{FAKES_ALIAS}:{FAKES_PORT}",
+            "THEIRSTACK_BASE_URL": f"http://{FAKES_ALIAS}:{FAKES_PORT}",
+            "RATE_LIMIT": "1000000/second",
+            "LOG_LEVEL": "WARNING",
+        },
+    )
+    runner = LocalRunner(client, state, config, say=lambda line: print(f"  [local] {line}"))
+    runner.down(volumes=True)
+    state.prepare()
+    state.save_config(config)
+    state.set_api_keys({"RAPID_API_KEY": JSEARCH_KEY, "THEIRSTACK_API_KEY": THEIRSTACK_KEY})
+    try:
+        runner.up(images.service)
+        ensure_fakes(client, runner, images.fakes, free_port())
+        url = runner.topology(images.service).public_url
+        yield Topology(runner, url, [images.variant, images.service])
+    finally:
+        runner.down(volumes=True)
+
+
+def result(
+    ours: Measured,
+    baseline: Measured | None,
+    config: RolloutConfig,
+    reloads: Measured | None = None,
+) -> BenchResult:
+    replacements = len(ours.replacements)
+    failed = len(ours.failures)
+    figures = [
+        (
+            "Failed requests / requests sent during rollouts",
+            f"**{ours.failed_during} / {ours.during:,}**",
+        ),
+        ("Failed requests / all requests of the run", f"{failed} / {ours.total:,}"),
+        ("Rolling replacements", str(replacements)),
+        (
+            "Each replacement: requests, failures, seconds",
+            "; ".join(
+                f"{item.requests:,}, {item.failures}, {item.seconds:.1f} s"
+                for item in ours.replacements
+            ),
+        ),
+        ("Answers by status", ", ".join(f"{k}: {v:,}" for k, v in sorted(ours.statuses.items()))),
+    ]
+    notes = [
+        "Load: "
+        f"{config.concurrency} clients back to back through the proxy (Caddy), cycling "
+        "through 20 searches on both sources (cached after their first call) and /health.",
+        "A rolling replacement is `LocalRunner.rollout`: start the new generation, wait until "
+        "Docker reports it healthy, point Caddy at it (graceful reload), let it settle, then "
+        "stop the old generation, which finishes its in-flight requests.",
+    ]
+    if ours.failures:
+        notes.append(f"First failures: {'; '.join(ours.failures[:3])}")
+    values: dict[str, float] = {
+        "failed_during": ours.failed_during,
+        "requests_during": ours.during,
+    }
+    headline = (
+        f"{ours.failed_during} failed of {ours.during:,} requests during "
+        f"{replacements} rolling replacements"
+    )
+    if baseline is not None:
+        rate = baseline.failed_during / baseline.during if baseline.during else 0.0
+        figures.append(
+            (
+                "Baseline, stop then start: failed / sent during the replacement",
+                f"{baseline.failed_during:,} / {baseline.during:,} ({rate:.0%}), "
+                f"{baseline.replacements[0].seconds:.1f} s",
+            )
+        )
+        headline += f" (stop-then-start: {baseline.failed_during:,} of {baseline.during:,})"
+        values["baseline_failed"] = baseline.failed_during
+        values["baseline_requests"] = baseline.during
+        notes.append(
+            "The baseline stops both replicas and then starts the new ones under the same "
+            "load; the proxy retries for up to 10 s (lb_try_duration) and then fails requests."
+        )
+    if reloads is not None:
+        figures.append(
+            (
+                f"Proxy reloads alone ({config.proxy_reloads} forced `caddy reload`, same "
+                "replicas): failed / sent",
+                f"{reloads.failed_during} / {reloads.during:,}",
+            )
+        )
+        values["reload_only_failed"] = reloads.failed_during
+        if reloads.failures:
+            notes.append(
+                "Reloading the proxy alone, with no replica changing, also fails requests "
+                f"({reloads.failures[0]}): a reload closes the proxy's kept-alive client "
+                "connections, and a request sent on one as it closes is lost. Each rolling "
+                "replacement reloads the proxy once."
+            )
+    met = ours.failed_during == 0 and failed == 0 and ours.during >= config.min_requests
+    return BenchResult(
+        key="rollout",
+        title="Rollout without failed requests",
+        headline=headline,
+        target=f"0 failed of >= {config.min_requests:,}",
+        met=met,
+        figures=figures,
+        notes=notes,
+        values=values,
+    )
+
+
+def run(config: RolloutConfig | None = None) -> BenchResult:
+    config = config or RolloutConfig()
+    with local_topology() as topology:
+        ours = measure_rollouts(topology.runner, topology.url, topology.images, config)
+        reloads = (
+            measure_proxy_reloads(topology.runner, topology.url, config)
+            if config.proxy_reloads
+            else None
+        )
+        baseline = (
+            measure_stop_then_start(topology.runner, topology.url, topology.images[0], config)
+            if config.baseline
+            else None
+        )
+    return result(ours, baseline, config, reloads)

@@ -1,0 +1,42 @@
+"""The rollout benchmark's measurement, tiny, on the suite's local topology."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import rollout
+from tests.infra.local.conftest import TestTopology, local_topology, topology
+from tests.support.docker import docker_client, test_images
+
+__all__ = ["docker_client", "local_topology", "test_images", "topology"]
+
+pytestmark = pytest.mark.docker
+
+
+def test_rollout_bench_counts_requests_and_failures_during_replacements(
+    topology: TestTopology,
+) -> None:
+    config = rollout.RolloutConfig.tiny()
+    images = [topology.images.variant, topology.images.service]
+    measured = rollout.measure_rollouts(topology.runner, topology.url, images, config)
+    result = rollout.result(measured, None, config)
+    assert result.key == "rollout"
+    assert len(measured.replacements) == 1
+    assert measured.replacements[0].image == topology.images.variant
+    assert 0 < measured.during <= measured.total
+    assert result.values["failed_during"] == measured.failed_during
+    assert result.met is (measured.failed_during == 0 and measured.during >= config.min_requests)
+    running = {str(c.attrs["Image"]) for c in topology.runner.api_containers()}
+    assert running == {topology.images.variant}
+
+
+def test_proxy_reload_probe_counts_what_a_reload_alone_costs(topology: TestTopology) -> None:
+    config = rollout.RolloutConfig(concurrency=4, proxy_reloads=2)
+    before = {c.id for c in topology.runner.api_containers()}
+    measured = rollout.measure_proxy_reloads(topology.runner, topology.url, config)
+    assert len(measured.replacements) == 1
+    assert measured.during > 0
+    assert measured.failed_during == len(measured.failures)
+    assert {c.id for c in topology.runner.api_containers()} == before  # nothing replaced
+    result = rollout.result(measured, None, config, reloads=measured)
+    assert result.values["reload_only_failed"] == measured.failed_during
