@@ -14,6 +14,7 @@ from typing import Any
 
 from cachetools import TTLCache
 from psycopg import AsyncConnection
+from psycopg.errors import DataError
 from psycopg.errors import Error as PsycopgError
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -155,6 +156,10 @@ class PostgresCache:
             async with self.pool.connection(timeout=POOL_WAIT_SECONDS) as connection:
                 cursor = await connection.execute(query, params)
                 row = await cursor.fetchone() if fetch else None
+        except DataError as exc:
+            # The database is up and refused this one value: no reason to stop using it.
+            log.warning("cache_value_refused", error=type(exc).__name__)
+            raise CacheUnavailable(type(exc).__name__) from None
         except (PsycopgError, PoolTimeout, OSError) as exc:
             was_up = self.breaker.state == "closed"
             self.breaker.record_failure()

@@ -164,9 +164,15 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, StarletteHTTPException):  # registered for StarletteHTTPException only
         raise exc
-    codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+    codes = {
+        400: "bad_request",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "body_too_large",
+    }
     messages = {
         400: "The request body is not valid JSON.",
+        413: "The request body is too large.",
         404: "No such endpoint.",
         405: "Method not allowed on this endpoint.",
     }

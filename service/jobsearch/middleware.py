@@ -17,6 +17,7 @@ import sentry_sdk
 import structlog
 from prometheus_client import Counter, Histogram
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jobsearch.context import RequestFacts, begin_request
@@ -44,8 +45,12 @@ _RAW_SECURITY_HEADERS = tuple(
 )
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    """Raised while FastAPI reads the body, so it must be an HTTPException:
+    FastAPI turns any other error there into a 400."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413)
 
 
 def error_body(code: str, message: str, request_id: str) -> bytes:

@@ -187,7 +187,13 @@ def _parse_country(value: object) -> object:
     raise ValueError(f"unknown country {text!r}; use a name or an ISO-3166 code like US")
 
 
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def _collapse_spaces(text: str) -> str:
+    # Postgres cannot store NUL, and no search needs a control character.
+    if _CONTROL_CHARACTERS.search(text):
+        raise ValueError("must not contain control characters")
     return " ".join(text.split())
 
 

@@ -114,16 +114,6 @@ def _chunks(body: bytes, size: int = 1024) -> Iterator[bytes]:
         yield body[start : start + size]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "service bug: a chunked body (no Content-Length) over 16 KiB answers 400 bad_request, "
-        "because FastAPI turns the middleware's _BodyTooLarge, raised while it reads the body, "
-        "into HTTPException(400). Fix in service/jobsearch: make middleware._BodyTooLarge a "
-        "starlette HTTPException(status_code=413) and map 413 to body_too_large in "
-        "main._http_error"
-    ),
-)
 def test_chunked_oversized_body_is_413(shared: SharedService) -> None:
     valid_but_large = b'{"jobTitle": "dev", "industry": "' + b"x" * (LIMIT * 2) + b'"}'
     response = httpx.post(
@@ -155,17 +145,6 @@ def test_chunked_body_under_the_limit_is_served(shared: SharedService) -> None:
     assert response.json()["total"] > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "service bug: Postgres jsonb cannot hold U+0000, so storing a search whose text has "
-        "a NUL fails, and PostgresCache counts that as the database being down: its breaker "
-        "opens, jobsearch_database_up drops to 0, and searches on that worker bypass the "
-        "shared cache for 5 s or until /ready probes. Fix in service/jobsearch: "
-        "refuse control characters in SearchText (models.py) with a 422 naming the field, "
-        "and do not count psycopg.errors.DataError as unavailability in cache._run"
-    ),
-)
 def test_a_nul_in_a_search_does_not_switch_the_shared_cache_off(
     service_url: str, fakes: FakeUpstreams
 ) -> None:

@@ -111,3 +111,9 @@ def test_cache_key_ignores_case_spacing_and_spelling_variants() -> None:
 def test_cache_key_differs_when_the_search_differs() -> None:
     assert parse(city="Austin").cache_key != parse(city="Boston").cache_key
     assert parse(jobType="Remote").cache_key != parse(jobType="Hybrid").cache_key
+
+
+def test_control_characters_are_refused() -> None:
+    with pytest.raises(ValidationError) as caught:
+        JobSearchRequest.model_validate({"jobTitle": "dev\u0000ops"})
+    assert "jobTitle" in {str(error["loc"][0]) for error in caught.value.errors()}

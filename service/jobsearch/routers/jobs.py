@@ -15,6 +15,7 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
+        400: "The request body is not valid JSON.",
         413: "Request body too large.",
         422: "A field is invalid; the message names it.",
         429: "This address sent too many searches; see Retry-After.",

@@ -137,7 +137,7 @@ class UpstreamClient:
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     def _wait(self, retry_state: RetryCallState) -> float:
-        backoff = wait_exponential_jitter(initial=0.2, max=2.0, jitter=0.3)(retry_state)
+        backoff = wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.3)(retry_state)
         outcome = retry_state.outcome
         error = outcome.exception() if outcome is not None else None
         if isinstance(error, _Retryable) and error.error.retry_after is not None:
