@@ -120,6 +120,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         if purger is not None:
             purger.cancel()
         await search.aclose()
+        await limiter.aclose()
         if database is not None:
             await database.close()
         log.info("stopped")

@@ -60,6 +60,13 @@ class SearchRateLimiter:
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         raise RateLimited(retry_after=retry_after)
 
+    async def aclose(self) -> None:
+        # limits has no close of its own; its Redis client would be left to the GC,
+        # which then complains that the event loop is gone.
+        client = getattr(getattr(self.storage, "bridge", None), "storage", None)
+        if client is not None:
+            await client.aclose()
+
     async def healthy(self) -> bool:
         try:
             return bool(await self.storage.check())
