@@ -13,8 +13,17 @@ import httpx
 
 # What httpx says when a kept-alive connection was closed before any byte of
 # the answer came back. Caddy closes idle client connections when it reloads
-# its configuration; a request sent on one at that instant meets this.
+# its configuration; a request sent on one at that instant meets this, or,
+# when the request reached the socket a moment after Caddy closed it, a reset
+# (httpx's ReadError). Both are the race RFC 9112, 9.3.1 tells clients to
+# absorb by resending an idempotent request, which browsers and Go's client do.
 _CLOSED_BEFORE_ANSWER = "Server disconnected without sending a response."
+
+
+def _closed_before_answer(error: httpx.HTTPError) -> bool:
+    if isinstance(error, httpx.RemoteProtocolError):
+        return str(error) == _CLOSED_BEFORE_ANSWER
+    return isinstance(error, httpx.ReadError)
 
 
 @dataclass
@@ -32,8 +41,8 @@ class SteadyLoad:
 
     Bounded in time and count whatever happens, so it always ends by itself.
     A failure is any answer but 200, or any transport error, except that a GET
-    whose kept-alive connection closed before any answer is sent once more, as
-    any HTTP client does; such retries are counted apart and their outcome
+    whose kept-alive connection closed (or was reset) before any answer is sent
+    once more, as any HTTP client does; such retries are counted apart and their outcome
     counts like any other request's.
     """
 
@@ -76,8 +85,8 @@ class SteadyLoad:
             try:
                 try:
                     response = await client.get(self.url)
-                except httpx.RemoteProtocolError as error:
-                    if str(error) != _CLOSED_BEFORE_ANSWER:
+                except (httpx.RemoteProtocolError, httpx.ReadError) as error:
+                    if not _closed_before_answer(error):
                         raise
                     retried = True
                     response = await client.get(self.url)
