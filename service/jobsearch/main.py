@@ -191,7 +191,10 @@ def _init_sentry(settings: Settings) -> None:
         dsn=settings.sentry_dsn.get_secret_value(),
         environment=settings.app_env,
         release=__version__,
-        send_default_pii=False,
+        # No PII: left to the SDK's default (send_default_pii is deprecated and
+        # off; data_collection, once given, opts into collecting most things).
+        # No frame locals: a client's headers, holding its API key, would be one.
+        include_local_variables=False,
         traces_sample_rate=0.0,
         max_request_body_size="never",
     )

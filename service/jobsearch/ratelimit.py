@@ -1,4 +1,11 @@
-"""Per-client-IP limit on searches, shared by all workers through Redis when configured."""
+"""Per-client-IP limit on searches, shared by all workers through Redis when configured.
+
+The algorithm is limits' sliding-window counter, in both stores: two counters
+per client, O(1) whatever the limit. With Redis, the checks a worker makes at
+the same moment share one round trip (script_batching), running limits' own
+Lua script on limits' own keys, so limits reads the windows it would have
+written (Retry-After comes from its window stats).
+"""
 
 from __future__ import annotations
 
@@ -10,38 +17,56 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
-from limits.storage import storage_from_string
+from limits.storage import RedisStorage, storage_from_string
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from jobsearch.errors import RateLimited
 from jobsearch.logging_setup import get_logger
+from jobsearch.script_batching import BatchedScript
 
 log = get_logger(__name__)
+
+KEY_PREFIX = "jobsearch"
+SCOPE = "search"
+# A check that waits longer than this on Redis lets the search through.
+REDIS_TIMEOUT_SECONDS = 0.5
+
+
+def window_keys(item: RateLimitItem, client_ip: str) -> tuple[str, str]:
+    """(previous, current) window keys, as limits' Redis storage names them."""
+    current = f"{KEY_PREFIX}:{{{item.key_for(SCOPE, client_ip)}}}"
+    return f"{current}/-1", current
 
 
 class SearchRateLimiter:
     def __init__(self, rate: str, redis_url: str | None) -> None:
         self.item: RateLimitItem = parse(rate)
         self.shared = redis_url is not None
-        self.storage = cast(
-            Storage,
-            (
+        self._acquire: BatchedScript | None = None
+        self._redis: Redis | None = None
+        if redis_url:
+            self._redis = Redis.from_url(
+                redis_url,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            )
+            self._acquire = BatchedScript(self._redis, RedisStorage.SCRIPT_ACQUIRE_SLIDING_WINDOW)
+            # limits reads the window when a client is refused, and checks health.
+            self.storage = cast(
+                Storage,
                 storage_from_string(
                     f"async+{redis_url}",
                     implementation="redispy",
                     wrap_exceptions=True,
-                    key_prefix="jobsearch",
-                    socket_timeout=0.5,
-                    socket_connect_timeout=0.5,
-                    # One connection, commands in turn: a third cheaper per check than
-                    # a pool, and a check holds it for one round trip only.
+                    key_prefix=KEY_PREFIX,
                     single_connection_client=True,
-                )
-                if redis_url
-                else storage_from_string("async+memory://")
-            ),
-        )
-        # A sliding-window counter: two counters per client, O(1) whatever the limit
-        # (a moving window keeps one entry per request and slows down as limits grow).
+                    socket_timeout=REDIS_TIMEOUT_SECONDS,
+                    socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                ),
+            )
+        else:
+            self.storage = cast(Storage, storage_from_string("async+memory://"))
         self.limiter = SlidingWindowCounterRateLimiter(self.storage)
 
     async def check(self, client_ip: str) -> None:
@@ -51,16 +76,29 @@ class SearchRateLimiter:
         the limiter's store is down would turn a small outage into a full one.
         """
         try:
-            if await self.limiter.hit(self.item, "search", client_ip):
+            if await self._hit(client_ip):
                 return
-            stats = await self.limiter.get_window_stats(self.item, "search", client_ip)
-        except StorageError as exc:
-            log.warning("rate_limit_store_unavailable", error=type(exc.storage_error).__name__)
+            stats = await self.limiter.get_window_stats(self.item, SCOPE, client_ip)
+        except (StorageError, RedisError) as exc:
+            cause = exc.storage_error if isinstance(exc, StorageError) else exc
+            log.warning("rate_limit_store_unavailable", error=type(cause).__name__)
             return
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         raise RateLimited(retry_after=retry_after)
 
+    async def _hit(self, client_ip: str) -> bool:
+        if self._acquire is None:
+            return await self.limiter.hit(self.item, SCOPE, client_ip)
+        acquired = await self._acquire(
+            window_keys(self.item, client_ip), (self.item.amount, self.item.get_expiry(), 1)
+        )
+        return bool(acquired)
+
     async def aclose(self) -> None:
+        if self._acquire is not None:
+            await self._acquire.aclose()
+        if self._redis is not None:
+            await self._redis.aclose()
         # limits has no close of its own; its Redis client would be left to the GC,
         # which then complains that the event loop is gone.
         client = getattr(getattr(self.storage, "bridge", None), "storage", None)
