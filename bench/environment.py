@@ -37,7 +37,9 @@ class BenchEnvironment:
     fakes: Server
     database_url: str
 
-    def service_env(self, *, workers: int, **overrides: str) -> dict[str, str]:
+    def service_env(
+        self, *, workers: int, unset: tuple[str, ...] = (), **overrides: str
+    ) -> dict[str, str]:
         env = {
             "APP_ENV": "production",
             "LOG_LEVEL": "INFO",
@@ -52,13 +54,19 @@ class BenchEnvironment:
             "UPSTREAM_TIMEOUT_SECONDS": "10",
         }
         env.update(overrides)
+        for name in unset:
+            env.pop(name, None)
         return env
 
     @contextlib.contextmanager
-    def service(self, name: str, *, workers: int, **overrides: str) -> Iterator[Server]:
-        """`python -m jobsearch`: the same entry point and uvicorn options as the image."""
+    def service(
+        self, name: str, *, workers: int, unset: tuple[str, ...] = (), **overrides: str
+    ) -> Iterator[Server]:
+        """`python -m jobsearch`: the same entry point and uvicorn options as the image.
+
+        `unset` leaves settings out (REDIS_URL: the in-memory rate limit)."""
         self.empty_cache()
-        env = self.service_env(workers=workers, **overrides)
+        env = self.service_env(workers=workers, unset=unset, **overrides)
         with serve(name, python_module("jobsearch"), env, self.work_dir) as server:
             yield server
 

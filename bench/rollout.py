@@ -27,9 +27,8 @@ from bench.report import BenchError, BenchResult
 from bench.servers import free_port
 from infra.local.engine import ensure_engine
 from infra.local.runner import CADDY_RELOAD, LocalRunner
-from infra.local.state import STATE_ROOT, LocalConfig, LocalState
-from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
-from tests.infra.local.conftest import FAKES_ALIAS, FAKES_PORT, TEST_SUBNET_OCTET, ensure_fakes
+from infra.local.state import STATE_ROOT
+from tests.infra.local.conftest import ensure_fakes, prepare_test_instance
 from tests.support.docker import build_test_images
 
 REQUESTS_TARGET = 2000
@@ -174,34 +173,16 @@ class Topology:
 def local_topology() -> Iterator[Topology]:
     """The suite's "test" instance of the topology, from scratch, removed afterwards.
 
-    Configured as tests/infra/local/conftest.py configures it, with the rate limit raised.
+    Prepared by the suite's own helper, with the rate limit raised out of reach.
     """
     client = ensure_engine(STATE_ROOT)
     images = build_test_images(client)
-    state = LocalState("test")
-    config = LocalConfig(
-        environment="test",
-        images="debian",
-        http_port=free_port(),
-        postgres_port=free_port(),
-        subnet_octet=TEST_SUBNET_OCTET,
-        replicas=2,
-        workers=2,
-        proxy_image=images.proxy,
-        redis_image=images.redis,
-        postgres_image=images.postgres,
-        settings={
-            "JSEARCH_BASE_URL": f"http://{FAKES_ALIAS}:{FAKES_PORT}",
-            "THEIRSTACK_BASE_URL": f"http://{FAKES_ALIAS}:{FAKES_PORT}",
-            "RATE_LIMIT": "1000000/second",
-            "LOG_LEVEL": "WARNING",
-        },
+    runner = prepare_test_instance(
+        client,
+        images,
+        settings={"RATE_LIMIT": "1000000/second"},
+        say=lambda line: print(f"  [local] {line}"),
     )
-    runner = LocalRunner(client, state, config, say=lambda line: print(f"  [local] {line}"))
-    runner.down(volumes=True)
-    state.prepare()
-    state.save_config(config)
-    state.set_api_keys({"RAPID_API_KEY": JSEARCH_KEY, "THEIRSTACK_API_KEY": THEIRSTACK_KEY})
     try:
         runner.up(images.service)
         ensure_fakes(client, runner, images.fakes, free_port())

@@ -34,6 +34,13 @@ def test_cache_hit_compares_the_service_with_the_bare_app(bench_env: BenchEnviro
     assert values["ratio"] == pytest.approx(values["service_rps"] / values["bare_rps"])
     assert values["cpu_ratio"] > 0
     assert result.met is (values["ratio"] >= 0.7)
+    # Every feature priced, and the prices and the rest add up to the gap to the bare app.
+    priced = [values[f"cost_us_{variant.name}"] for variant in cache_hit.VARIANTS]
+    assert len(priced) == 2
+    gap = values["cpu_ratio"] - 1
+    assert sum(priced) + values["cost_us_rest"] == pytest.approx(
+        gap * values["bare_cpu_us"], rel=1e-6
+    )
 
 
 def test_slow_upstream_runs_the_service_and_the_blocking_baseline(

@@ -32,11 +32,18 @@ def closed_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: ASGIApp, *, lifespan: Literal["on", "off"] = "on") -> Iterator[str]:
+def serve_in_thread(
+    app: ASGIApp,
+    *,
+    lifespan: Literal["on", "off"] = "on",
+    tls: tuple[Path, Path] | None = None,
+) -> Iterator[str]:
+    """Serve `app` on a free loopback port in a thread; `tls` is (certificate, key)."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    certificate, key = tls or (None, None)
     config = uvicorn.Config(
         app,
         lifespan=lifespan,
@@ -44,6 +51,8 @@ def serve_in_thread(app: ASGIApp, *, lifespan: Literal["on", "off"] = "on") -> I
         access_log=False,
         timeout_graceful_shutdown=5,
         http=HTTP_PROTOCOL,
+        ssl_certfile=str(certificate) if certificate else None,
+        ssl_keyfile=str(key) if key else None,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -54,7 +63,7 @@ def serve_in_thread(app: ASGIApp, *, lifespan: Literal["on", "off"] = "on") -> I
             raise RuntimeError("test server did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)

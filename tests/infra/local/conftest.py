@@ -9,7 +9,7 @@ rollout back to it when an earlier test left another image running.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import docker
@@ -52,6 +52,44 @@ class TestTopology:
         response.raise_for_status()
         result: dict[str, object] = response.json()
         return result
+
+
+def prepare_test_instance(
+    client: docker.DockerClient,
+    images: TestImages,
+    *,
+    settings: Mapping[str, str],
+    say: Callable[[str], None],
+) -> LocalRunner:
+    """The "test" instance's runner, configured, with what an interrupted run left removed.
+
+    Shared by this suite and bench/rollout.py; `settings` add to the fakes' URLs.
+    """
+    state = LocalState("test")
+    config = LocalConfig(
+        environment="test",
+        images="debian",
+        http_port=free_port(),
+        postgres_port=free_port(),
+        subnet_octet=TEST_SUBNET_OCTET,
+        replicas=2,
+        workers=2,
+        proxy_image=images.proxy,
+        redis_image=images.redis,
+        postgres_image=images.postgres,
+        settings={
+            "JSEARCH_BASE_URL": f"http://{FAKES_ALIAS}:{FAKES_PORT}",
+            "THEIRSTACK_BASE_URL": f"http://{FAKES_ALIAS}:{FAKES_PORT}",
+            "LOG_LEVEL": "WARNING",
+            **settings,
+        },
+    )
+    runner = LocalRunner(client, state, config, say=say)
+    runner.down(volumes=True)
+    state.prepare()
+    state.save_config(config)
+    state.set_api_keys({"RAPID_API_KEY": JSEARCH_KEY, "THEIRSTACK_API_KEY": THEIRSTACK_KEY})
+    return runner
 
 
 def _fakes_name(runner: LocalRunner) -> str:
@@ -110,32 +148,12 @@ def local_topology(
     if _shared:
         yield _shared[0]
         return
-    state = LocalState("test")
-    config = LocalConfig(
-        environment="test",
-        images="debian",
-        http_port=free_port(),
-        postgres_port=free_port(),
-        subnet_octet=TEST_SUBNET_OCTET,
-        replicas=2,
-        workers=2,
-        proxy_image=test_images.proxy,
-        redis_image=test_images.redis,
-        postgres_image=test_images.postgres,
-        settings={
-            "JSEARCH_BASE_URL": f"http://{FAKES_ALIAS}:{FAKES_PORT}",
-            "THEIRSTACK_BASE_URL": f"http://{FAKES_ALIAS}:{FAKES_PORT}",
-            "RATE_LIMIT": "1000/second",
-            "UPSTREAM_TIMEOUT_SECONDS": "20",
-            "LOG_LEVEL": "WARNING",
-        },
+    runner = prepare_test_instance(
+        docker_client,
+        test_images,
+        settings={"RATE_LIMIT": "1000/second", "UPSTREAM_TIMEOUT_SECONDS": "20"},
+        say=lambda line: print(f"[local] {line}"),
     )
-    runner = LocalRunner(docker_client, state, config, say=lambda line: print(f"[local] {line}"))
-    # Whatever an interrupted run left behind goes first.
-    runner.down(volumes=True)
-    state.prepare()
-    state.save_config(config)
-    state.set_api_keys({"RAPID_API_KEY": JSEARCH_KEY, "THEIRSTACK_API_KEY": THEIRSTACK_KEY})
     _shared.append(TestTopology(runner, test_images, fakes_url=f"http://127.0.0.1:{free_port()}"))
     try:
         yield _shared[0]

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
-import uvicorn
 from starlette.types import ASGIApp
 
 from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
 from tests.support.postgres import database_name, url_for
-from tests.support.servers import run_service_process
+from tests.support.servers import run_service_process, serve_in_thread
 
 
 @contextlib.contextmanager
@@ -77,28 +73,5 @@ def make_certificates(directory: Path, *, days: int) -> Certificates:
 
 @contextlib.contextmanager
 def serve_tls(app: ASGIApp, certificates: Certificates) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        access_log=False,
-        ssl_certfile=str(certificates.certificate),
-        ssl_keyfile=str(certificates.key),
-        timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("TLS test server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"https://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_in_thread(app, tls=(certificates.certificate, certificates.key)) as url:
+        yield url
