@@ -144,6 +144,23 @@ class Outcome:
     error_code: str | None = None  # the JSON error body's code on 4xx/5xx
     json_body: bool = False
     cache: str | None = None  # X-Cache
+    # No byte of an answer came back before the connection closed or was reset.
+    unanswered: bool = False
+
+
+# What httpx says when a kept-alive connection was closed before any byte of
+# the answer came back, or (ReadError) was reset as the request reached it.
+# Caddy closes idle client connections when it reloads; a request sent on one
+# at that instant meets this. Browsers resend a request whose reused
+# connection closed unanswered, whatever its method (Chromium's
+# ShouldResendRequest), and HTTP/2 clients retry the streams a GOAWAY names.
+_CLOSED_BEFORE_ANSWER = "Server disconnected without sending a response."
+
+
+def closed_before_answer(error: httpx.HTTPError) -> bool:
+    if isinstance(error, httpx.RemoteProtocolError):
+        return str(error) == _CLOSED_BEFORE_ANSWER
+    return isinstance(error, httpx.ReadError)
 
 
 def _error_code(response: httpx.Response) -> tuple[str | None, bool]:
@@ -163,7 +180,11 @@ async def _send(client: httpx.AsyncClient, call: Call) -> Outcome:
         response = await client.request(call.method, call.path, json=call.body)
     except httpx.HTTPError as error:
         return Outcome(
-            call, None, time.perf_counter() - started, failure=f"{type(error).__name__}: {error}"
+            call,
+            None,
+            time.perf_counter() - started,
+            failure=f"{type(error).__name__}: {error}",
+            unanswered=closed_before_answer(error),
         )
     elapsed = time.perf_counter() - started
     code, is_json = _error_code(response)
@@ -284,13 +305,17 @@ class LoadTally:
     statuses: Counter[int] = field(default_factory=Counter)
     caches: Counter[str] = field(default_factory=Counter)  # X-Cache of the searches
     failures: list[str] = field(default_factory=list)
+    # Requests sent a second time because the first went unanswered (see `resend`).
+    resent: list[str] = field(default_factory=list)
 
 
 class BackgroundLoad:
     """`concurrency` clients send `calls` in turn, back to back, in a thread, until stopped.
 
     Bounded in time whatever happens. A failure is any answer but 200, or a
-    transport error; each is kept with what was sent.
+    transport error; each is kept with what was sent. With `resend`, a request
+    whose kept-alive connection closed before any answer is sent once more, as
+    browsers do; such resends are kept apart and the second outcome counts.
     """
 
     def __init__(
@@ -301,6 +326,7 @@ class BackgroundLoad:
         concurrency: int = 16,
         max_seconds: float = 300,
         timeout: float = 30,
+        resend: bool = False,
     ) -> None:
         if not calls:
             raise ValueError("BackgroundLoad needs at least one call")
@@ -309,6 +335,7 @@ class BackgroundLoad:
         self.concurrency = concurrency
         self.max_seconds = max_seconds
         self.timeout = timeout
+        self.resend = resend
         self.tally = LoadTally()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -323,6 +350,11 @@ class BackgroundLoad:
     def failed(self) -> int:
         with self._lock:
             return len(self.tally.failures)
+
+    @property
+    def resent(self) -> int:
+        with self._lock:
+            return len(self.tally.resent)
 
     def caches(self) -> Counter[str]:
         with self._lock:
@@ -343,7 +375,13 @@ class BackgroundLoad:
         # Client n sends calls n, n + concurrency, ...: together, each call once per cycle.
         index = offset
         while not self._stop.is_set() and time.monotonic() < deadline:
-            self._record(await _send(client, self.calls[index % len(self.calls)]))
+            call = self.calls[index % len(self.calls)]
+            outcome = await _send(client, call)
+            if outcome.unanswered and self.resend:
+                with self._lock:
+                    self.tally.resent.append(f"{call.method} {call.path}: {outcome.failure}")
+                outcome = await _send(client, call)
+            self._record(outcome)
             index += self.concurrency
 
     async def _main(self) -> None:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import docker
 import pytest
 
+from bench.load import BackgroundLoad, Call
 from infra.local.runner import RolloutError
 from infra.ops.cli import main as ops_main
 from tests.infra.local.conftest import TestTopology
-from tests.infra.local.load import SteadyLoad
 
 pytestmark = pytest.mark.docker
 
 MIN_REQUESTS = 1_000
+HEALTH = [Call("GET", "/health")]
 
 
 def _running_images(topology: TestTopology) -> dict[str, str]:
@@ -34,22 +35,22 @@ def _ops(*args: str) -> int:
 def test_rollout_under_steady_load_fails_no_request(topology: TestTopology) -> None:
     before = _running_images(topology)
     assert set(before.values()) == {topology.images.service}
-    with SteadyLoad(f"{topology.url}/health", concurrency=6) as load:
+    with BackgroundLoad(topology.url, HEALTH, concurrency=6, resend=True) as load:
         load.wait_for(200)
         at_start = load.total
         topology.runner.rollout(topology.images.variant)
         during = load.total - at_start
         load.wait_for(max(MIN_REQUESTS, load.total + 200))
-    result = load.result
+    result = load.tally
     print(
         f"rollout under load: {result.total} requests, {len(result.failures)} failed, "
-        f"{result.retried} resent after Caddy closed an idle kept-alive connection"
+        f"{len(result.resent)} resent after Caddy closed an idle kept-alive connection"
     )
     assert result.total >= MIN_REQUESTS
     assert during > 0, "the load ran while the rollout did"
     assert result.failures == []
     # One reload closes each idle client connection once, at most.
-    assert result.retried <= load.concurrency
+    assert len(result.resent) <= load.concurrency
     after = _running_images(topology)
     assert set(after.values()) == {topology.images.variant}
     assert not set(after) & set(before), "the old generation is gone"
@@ -65,7 +66,7 @@ def test_unhealthy_image_never_takes_traffic(
 ) -> None:
     before = {container.id for container in topology.runner.api_containers()}
     caddyfile = topology.runner.state.caddyfile.read_text()
-    with SteadyLoad(f"{topology.url}/health", concurrency=4) as load:
+    with BackgroundLoad(topology.url, HEALTH, concurrency=4, resend=True) as load:
         load.wait_for(50)
         code = _ops("rollout", "--image", topology.images.broken)
         at_end = load.total
@@ -76,7 +77,7 @@ def test_unhealthy_image_never_takes_traffic(
     assert "health check exited" in error, error  # the reason: Docker's last check
     assert "serving nothing" in error  # and what the container said
     assert "2 replicas of the previous image keep serving" in error
-    assert load.result.failures == []
+    assert load.tally.failures == []
     assert {container.id for container in topology.runner.api_containers()} == before
     assert topology.runner.state.caddyfile.read_text() == caddyfile
     leftovers = docker_client.containers.list(
@@ -88,10 +89,10 @@ def test_unhealthy_image_never_takes_traffic(
 def test_rollback_is_one_command(topology: TestTopology) -> None:
     topology.runner.rollout(topology.images.variant)
     assert set(_running_images(topology).values()) == {topology.images.variant}
-    with SteadyLoad(f"{topology.url}/health", concurrency=4) as load:
+    with BackgroundLoad(topology.url, HEALTH, concurrency=4, resend=True) as load:
         assert _ops("rollback") == 0
         load.wait_for(load.total + 50)
-    assert load.result.failures == []
+    assert load.tally.failures == []
     assert set(_running_images(topology).values()) == {topology.images.service}
     history = topology.runner.state.history()
     assert history.current_image == topology.images.service
