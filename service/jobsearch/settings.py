@@ -35,6 +35,8 @@ class Settings(BaseSettings):
         case_sensitive=False,
         extra="ignore",
         hide_input_in_errors=True,
+        # `KEY=` (as .env.example writes the optional ones) means unset, not "".
+        env_ignore_empty=True,
     )
 
     rapid_api_key: SecretStr | None = Field(
