@@ -53,7 +53,7 @@ def test_cloud_init_sets_up_docker_the_deploy_user_upgrades_ssh_and_a_firewall()
     text = cloud_init(
         user="deploy",
         user_public_key="ssh-ed25519 AAAAdeploy deploy",
-        host_private_key="-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END",
+        host_private_key="fake-host-private-key",
         host_public_key="ssh-ed25519 AAAAhost",
         ssh_port=22,
         public_ports=(80, 443),

@@ -55,7 +55,7 @@ def commands(graph: Graph) -> list[Resource]:
 
 def secrets_of(name: str) -> list[str]:
     values = list(variants()[name].secrets.values())
-    return [*values, FAKE_HOST_PRIVATE_KEY.splitlines()[1]]
+    return [*values, FAKE_HOST_PRIVATE_KEY.strip()]
 
 
 # --- every stack ----------------------------------------------------------------
