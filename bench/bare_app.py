@@ -4,7 +4,7 @@ No validation beyond parsing the JSON body, no cache, no middleware, no logs:
 what any FastAPI app pays to answer this request. It is served exactly as
 `jobsearch-api` serves the service (same uvicorn options, same worker count).
 
-It imports only FastAPI, uvicorn and the service's HTTP protocol: the footprint
+It imports only FastAPI and the service's server module (uvicorn's options): the footprint
 benchmark also runs it inside the service image, mounted read-only.
 """
 
@@ -15,11 +15,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from jobsearch.server import HTTP_PROTOCOL
+from jobsearch.server import serve
 
 # Set by the cache-hit benchmark to the service's own cached answer, so that
 # both return the same JSON.
@@ -51,22 +50,12 @@ def create_app() -> FastAPI:
 
 
 def main() -> None:
-    # The options of jobsearch.cli.main, so that only the app differs.
-    uvicorn.run(
+    serve(
         "bare_app:create_app" if __package__ in (None, "") else "bench.bare_app:create_app",
-        factory=True,
-        # The service's own HTTP protocol (TCP_NODELAY on every connection).
-        http=HTTP_PROTOCOL,
         host=os.environ.get("HOST", "127.0.0.1"),
         port=int(os.environ.get("PORT", "8000")),
         workers=int(os.environ.get("WORKERS", "1")),
-        proxy_headers=True,
         forwarded_allow_ips="127.0.0.1",
-        access_log=False,
-        log_config=None,
-        server_header=False,
-        timeout_graceful_shutdown=20,
-        timeout_keep_alive=5,
     )
 
 

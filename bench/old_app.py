@@ -15,10 +15,9 @@ import os
 from typing import Any
 
 import requests
-import uvicorn
 from fastapi import FastAPI
 
-from jobsearch.server import HTTP_PROTOCOL
+from jobsearch.server import serve
 
 JSEARCH_BASE_URL = os.environ.get("JSEARCH_BASE_URL", "http://127.0.0.1:9100")
 RAPID_API_KEY = os.environ.get("RAPID_API_KEY", "")
@@ -61,21 +60,12 @@ def create_app() -> FastAPI:
 
 
 def main() -> None:
-    uvicorn.run(
+    serve(
         "bench.old_app:create_app",
-        factory=True,
-        # The service's own HTTP protocol (TCP_NODELAY on every connection).
-        http=HTTP_PROTOCOL,
         host=os.environ.get("HOST", "127.0.0.1"),
         port=int(os.environ.get("PORT", "8000")),
         workers=int(os.environ.get("WORKERS", "1")),
-        proxy_headers=True,
         forwarded_allow_ips="127.0.0.1",
-        access_log=False,
-        log_config=None,
-        server_header=False,
-        timeout_graceful_shutdown=20,
-        timeout_keep_alive=5,
     )
 
 

@@ -13,7 +13,12 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+# In-flight requests get this long to finish after SIGTERM; the container's stop
+# timeout (see infra/topology.py) is longer, so they are never cut off.
+GRACEFUL_SHUTDOWN_SECONDS = 20
 
 
 class NoDelayHttpToolsProtocol(HttpToolsProtocol):
@@ -25,3 +30,25 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
 
 
 HTTP_PROTOCOL = f"{__name__}:NoDelayHttpToolsProtocol"
+
+
+def serve(
+    app_factory: str, *, host: str, port: int, workers: int, forwarded_allow_ips: str
+) -> None:
+    """uvicorn as `jobsearch-api` runs it; the benchmarks' baselines run through it too,
+    so that only the app differs."""
+    uvicorn.run(
+        app_factory,
+        factory=True,
+        http=HTTP_PROTOCOL,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        timeout_keep_alive=5,
+    )
