@@ -38,15 +38,12 @@ class Claim:
 
 
 class SharedClaims:
-    def __init__(self, redis_url: str, *, claim_seconds: float) -> None:
-        self.client: redis.Redis = redis.Redis.from_url(
-            redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
-        )
+    """Claims in `client`, the worker's Redis client (the app's lifespan owns and closes it)."""
+
+    def __init__(self, client: redis.Redis, *, claim_seconds: float) -> None:
+        self.client = client
         self.claim_ms = int(claim_seconds * 1000)
         self._release = self.client.register_script(_RELEASE)
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
 
     @staticmethod
     def _names(source: str, key: str) -> tuple[str, str]:

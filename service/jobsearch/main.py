@@ -24,7 +24,7 @@ from jobsearch.context import current_facts
 from jobsearch.errors import ApiError
 from jobsearch.logging_setup import configure_logging, get_logger
 from jobsearch.middleware import RequestContextMiddleware
-from jobsearch.ratelimit import SearchRateLimiter
+from jobsearch.ratelimit import SearchRateLimiter, redis_client
 from jobsearch.routers import health, jobs, metrics
 from jobsearch.search import SearchService, SourceClient
 from jobsearch.settings import Settings, get_settings
@@ -91,21 +91,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
             settings.database_url.get_secret_value(), ttl_minutes=settings.cache_ttl_minutes
         )
         await database.open()
+    redis_url = str(settings.redis_url) if settings.redis_url else None
+    # One client for the worker's own Redis commands: coalescing and rate-limit checks.
+    shared_redis = redis_client(redis_url) if redis_url else None
     claims = (
         SharedClaims(
-            str(settings.redis_url),
+            shared_redis,
             # A claim outlives the longest a search may wait on an upstream.
             claim_seconds=3 * settings.upstream_timeout_seconds + 2,
         )
-        if settings.redis_url
+        if shared_redis
         else None
     )
     search = SearchService(
         clients, MemoryCache(ttl_seconds=settings.cache_ttl_minutes * 60), database, claims
     )
-    limiter = SearchRateLimiter(
-        settings.rate_limit, str(settings.redis_url) if settings.redis_url else None
-    )
+    limiter = SearchRateLimiter(settings.rate_limit, redis_url, shared_redis)
     purger = asyncio.create_task(_purge_expired_rows(database)) if database else None
     log.info(
         "started",
@@ -121,6 +122,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
             purger.cancel()
         await search.aclose()
         await limiter.aclose()
+        if shared_redis is not None:
+            await shared_redis.aclose()
         if database is not None:
             await database.close()
         log.info("stopped")

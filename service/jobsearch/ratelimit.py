@@ -29,8 +29,18 @@ log = get_logger(__name__)
 
 KEY_PREFIX = "jobsearch"
 SCOPE = "search"
-# A check that waits longer than this on Redis lets the search through.
+# A Redis command that waits longer than this fails: a rate-limit check then lets
+# the search through, and coalescing lets the worker call for itself.
 REDIS_TIMEOUT_SECONDS = 0.5
+
+
+def redis_client(redis_url: str) -> Redis:
+    """The client a worker uses for its own Redis commands."""
+    return Redis.from_url(
+        redis_url,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+    )
 
 
 def window_keys(item: RateLimitItem, client_ip: str) -> tuple[str, str]:
@@ -40,19 +50,18 @@ def window_keys(item: RateLimitItem, client_ip: str) -> tuple[str, str]:
 
 
 class SearchRateLimiter:
-    def __init__(self, rate: str, redis_url: str | None) -> None:
+    def __init__(self, rate: str, redis_url: str | None, client: Redis | None = None) -> None:
+        """`client`: the worker's Redis client for the checks, closed by whoever passed it
+        (without one, the limiter makes and closes its own). limits keeps a connection of
+        its own for window stats and health."""
         self.item: RateLimitItem = parse(rate)
         self.shared = redis_url is not None
         self._acquire: BatchedScript | None = None
-        self._redis: Redis | None = None
+        self._own_client: Redis | None = None
         if redis_url:
-            self._redis = Redis.from_url(
-                redis_url,
-                socket_timeout=REDIS_TIMEOUT_SECONDS,
-                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            )
-            self._acquire = BatchedScript(self._redis, RedisStorage.SCRIPT_ACQUIRE_SLIDING_WINDOW)
-            # limits reads the window when a client is refused, and checks health.
+            if client is None:
+                client = self._own_client = redis_client(redis_url)
+            self._acquire = BatchedScript(client, RedisStorage.SCRIPT_ACQUIRE_SLIDING_WINDOW)
             self.storage = cast(
                 Storage,
                 storage_from_string(
@@ -97,8 +106,8 @@ class SearchRateLimiter:
     async def aclose(self) -> None:
         if self._acquire is not None:
             await self._acquire.aclose()
-        if self._redis is not None:
-            await self._redis.aclose()
+        if self._own_client is not None:
+            await self._own_client.aclose()
         # limits has no close of its own; its Redis client would be left to the GC,
         # which then complains that the event loop is gone.
         client = getattr(getattr(self.storage, "bridge", None), "storage", None)

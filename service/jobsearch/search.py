@@ -157,8 +157,6 @@ class SearchService:
         for client in self.clients.values():
             if client is not None:
                 await client.aclose()
-        if self.claims is not None:
-            await self.claims.aclose()
 
 
 def render(response: JobSearchResponse) -> bytes:
