@@ -56,18 +56,16 @@ class MemoryCache:
 
     def __init__(self, *, ttl_seconds: float, max_entries: int = 1024) -> None:
         self.ttl_seconds = ttl_seconds
-        self._entries: TTLCache[tuple[str, str], tuple[float, bytes]] = TTLCache(
+        # TTLCache expires each entry ttl_seconds after it was stored (monotonic clock).
+        self._entries: TTLCache[tuple[str, str], bytes] = TTLCache(
             maxsize=max_entries, ttl=ttl_seconds
         )
 
     def get(self, source: str, key: str) -> bytes | None:
-        entry = self._entries.get((source, key))
-        if entry is None or entry[0] <= time.monotonic():
-            return None
-        return entry[1]
+        return self._entries.get((source, key))
 
     def put(self, source: str, key: str, response: bytes) -> None:
-        self._entries[(source, key)] = (time.monotonic() + self.ttl_seconds, response)
+        self._entries[(source, key)] = response
 
     def clear(self) -> None:
         self._entries.clear()
