@@ -123,7 +123,21 @@ def run(env: BenchEnvironment, config: CacheHitConfig | None = None) -> BenchRes
     payload_file = env.work_dir / "cache-hit-payload.json"
     with contextlib.ExitStack() as stack:
         service = stack.enter_context(env.service("cache-hit-service", workers=config.workers))
+        variants: dict[str, Server] = {
+            variant.name: stack.enter_context(
+                env.service(
+                    f"cache-hit-{variant.name}",
+                    workers=config.workers,
+                    unset=variant.unset,
+                    **dict(variant.overrides),
+                )
+            )
+            for variant in VARIANTS
+        }
+        # Primed once every service runs: starting one empties the shared cache table.
         payload = _prime(service.url)
+        for server in variants.values():
+            _prime(server.url)
         payload_file.write_text(json.dumps(payload))
         bare = stack.enter_context(
             env.app(
@@ -136,17 +150,6 @@ def run(env: BenchEnvironment, config: CacheHitConfig | None = None) -> BenchRes
         bare_answer = httpx.post(bare.url + PATH, json=SEARCH, timeout=10)
         if bare_answer.json() != payload:
             raise BenchError("the bare app does not answer the same JSON as the service")
-        variants: dict[str, Server] = {}
-        for variant in VARIANTS:
-            variants[variant.name] = stack.enter_context(
-                env.service(
-                    f"cache-hit-{variant.name}",
-                    workers=config.workers,
-                    unset=variant.unset,
-                    **dict(variant.overrides),
-                )
-            )
-            _prime(variants[variant.name].url)
         before = cache_lookups(service.url)
 
         def measure(server: Server, seconds: float) -> tuple[WrkResult, float]:

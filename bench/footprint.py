@@ -4,10 +4,11 @@ Each compared with the bare FastAPI app of bench/bare_app.py where a ratio
 makes sense:
 - RSS: both apps on the host with the topology's 2 workers, after the same
   1,000 requests (Zipf-drawn searches: misses, coalesced waits and hits);
-- cold start: the service image started as the topology starts it (read-only
-  root, non-root user, 2 workers), against the same image running the bare app
-  (mounted read-only), in alternating rounds: time from `start` to the first
-  200 from /health, and to Docker's `healthy` with the topology's check;
+- cold start: the service image started with the topology's hardening (read-only
+  root, non-root user, 2 workers) but not its CPU and memory limits, against
+  the same image running the bare app (mounted read-only), in alternating
+  rounds: time from `start` to the first 200 from /health, and to Docker's
+  `healthy` with the topology's check;
 - image size: the service image against the Python base it is built on.
 """
 
@@ -268,8 +269,9 @@ def run(
         }
         notes += [
             f"Cold start: {config.cold_start_rounds} alternating rounds of the service image "
-            "and of the same image running bench/bare_app.py, both as the topology runs a "
-            "replica (read-only root, non-root, no capabilities, 2 workers). `healthy` uses "
+            "and of the same image running bench/bare_app.py, both hardened as the topology "
+            "runs a replica (read-only root, non-root, no capabilities, 2 workers) but "
+            "without its CPU and memory limits. `healthy` uses "
             "the topology's check, run every "
             "2 s, so it lands on a 2 s grid; the first 200 is polled every 20 ms.",
             f"The base is `{sizes.base}`: Debian bookworm with Debian's Python 3.11, built "

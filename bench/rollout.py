@@ -18,8 +18,9 @@ The instance is the suite's: do not run `make bench` while `make test` runs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from bench.load import BackgroundLoad, Call
@@ -95,13 +96,11 @@ class Measured:
         )
 
 
-def _replace(
-    load: BackgroundLoad, image: str, action: contextlib.AbstractContextManager[None]
-) -> Replacement:
+def _replace(load: BackgroundLoad, image: str, action: Callable[[], object]) -> Replacement:
+    """Run `action` under the load; what the load saw while it ran."""
     before, failed_before, resent_before = load.total, load.failed, load.resent
     started = time.monotonic()
-    with action:
-        pass
+    action()
     return Replacement(
         image=image,
         requests=load.total - before,
@@ -116,11 +115,6 @@ def measure_rollouts(
 ) -> Measured:
     """Roll through `images` in turn under load until `min_requests` were sent during rollouts."""
 
-    @contextlib.contextmanager
-    def rollout(image: str) -> Iterator[None]:
-        runner.rollout(image)
-        yield
-
     replacements: list[Replacement] = []
     with BackgroundLoad(url, load_calls(), concurrency=config.concurrency, resend=True) as load:
         load.wait_for(50)
@@ -129,7 +123,7 @@ def measure_rollouts(
             turn == 0 or sum(item.requests for item in replacements) < config.min_requests
         ):
             image = images[turn % len(images)]
-            replacements.append(_replace(load, image, rollout(image)))
+            replacements.append(_replace(load, image, functools.partial(runner.rollout, image)))
             turn += 1
         # And a little after the last one: requests to the new generation must succeed too.
         load.wait_for(load.total + 50)
@@ -141,17 +135,15 @@ def measure_stop_then_start(
 ) -> Measured:
     """The simple alternative: stop every replica, then start the new ones."""
 
-    @contextlib.contextmanager
-    def stop_then_start() -> Iterator[None]:
+    def stop_then_start() -> None:
         for container in runner.api_containers():
             container.stop(timeout=30)
             container.remove(force=True)
         runner.rollout(image)
-        yield
 
     with BackgroundLoad(url, load_calls(), concurrency=config.concurrency, resend=True) as load:
         load.wait_for(50)
-        replacement = _replace(load, image, stop_then_start())
+        replacement = _replace(load, image, stop_then_start)
         load.wait_for(load.total + 50)
     return Measured.of(load, [replacement])
 
@@ -160,18 +152,16 @@ def measure_proxy_reloads(runner: LocalRunner, url: str, config: RolloutConfig) 
     """Only `caddy reload`, forced, with the same replicas: what a rollout's reload costs."""
     proxy = runner.client.containers.get(runner.topology().proxy.name)
 
-    @contextlib.contextmanager
-    def reloads() -> Iterator[None]:
+    def reloads() -> None:
         for _ in range(config.proxy_reloads):
             result = proxy.exec_run([*CADDY_RELOAD, "--force"])
             if result.exit_code != 0:
                 raise BenchError(f"caddy reload failed: {result.output!r:.200}")
             time.sleep(1.0)
-        yield
 
     with BackgroundLoad(url, load_calls(), concurrency=config.concurrency, resend=True) as load:
         load.wait_for(50)
-        replacement = _replace(load, "(none)", reloads())
+        replacement = _replace(load, "(none)", reloads)
         load.wait_for(load.total + 50)
     return Measured.of(load, [replacement])
 

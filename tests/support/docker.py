@@ -77,7 +77,18 @@ def build_from_text(
     return str(image.id)
 
 
+# Built once per process: each module that imports the fixtures below holds a
+# definition of its own to pytest, and would otherwise build them again.
+_built: list[TestImages] = []
+
+
 def build_test_images(client: docker.DockerClient) -> TestImages:
+    if not _built:
+        _built.append(_build_test_images(client))
+    return _built[0]
+
+
+def _build_test_images(client: docker.DockerClient) -> TestImages:
     images = image_set(client, "debian", STATE_ROOT / "build")
     assert images.base is not None
     service = build_service_image(client, base_image=images.base, tag=SERVICE_TAG)

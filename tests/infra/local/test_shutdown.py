@@ -68,9 +68,7 @@ def test_sigterm_lets_an_in_flight_request_finish(
             assert time.monotonic() < deadline, "the search never reached the fake upstream"
             time.sleep(0.05)
 
-        stopping = time.monotonic()
         container.stop(timeout=spec.stop_timeout_seconds)  # SIGTERM, then the stop timeout
-        stopped_after = time.monotonic() - stopping
         request.join(timeout=30)
 
         assert "error" not in outcome, outcome.get("error")
@@ -79,11 +77,9 @@ def test_sigterm_lets_an_in_flight_request_finish(
         assert response.status_code == 200, response.text
         assert response.json()["jobs"]
         container.reload()
-        # 0: uvicorn exited by itself after the request; 137 would be SIGKILL.
+        # 0: uvicorn exited by itself once the request was answered; 137 would be
+        # SIGKILL at the end of the stop timeout, cutting the request off.
         assert container.attrs["State"]["ExitCode"] == 0
-        assert stopped_after < spec.stop_timeout_seconds
-        # Docker waited for the in-flight request rather than cutting it off.
-        assert stopped_after > UPSTREAM_DELAY_SECONDS / 3
     finally:
         container.remove(force=True)
         topology.control_fakes(reset=True)
