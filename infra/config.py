@@ -26,7 +26,7 @@ from pydantic.alias_generators import to_camel
 
 from infra.alerts import DEFAULT_RUNBOOK_BASE_URL
 from infra.topology import Images, TopologySpec
-from jobsearch.settings import Settings  # the service's one list of settings
+from jobsearch.settings import settings_from  # the service's one list of settings
 
 PROJECT = "jobsearch"
 STACK_ENVIRONMENTS = ("dev", "staging", "prod")
@@ -792,14 +792,14 @@ def _service_setting_rules(config: StackConfig) -> list[Problem]:
     values: dict[str, object] = {"app_env": config.app_env}
     values.update({name.lower(): value for name, value in config.service_settings().items()})
     try:
-        # model_validate, unlike the constructor, reads no environment or .env file.
-        Settings.model_validate(values)
+        # These values alone: not the deploying machine's environment or .env.
+        settings_from(values)
     except ValidationError as error:
         problems = []
         for item in error.errors(include_input=False, include_url=False):
             field = str(item["loc"][0]) if item["loc"] else ""
             message = str(item["msg"]).removeprefix("Value error, ")
-            problems.append(_problem(_SETTING_KEYS[field], message))
+            problems.append(_problem(_SETTING_KEYS.get(field, "environment"), message))
         return problems
     return []
 

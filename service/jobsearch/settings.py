@@ -6,6 +6,7 @@ settings table are checked against it by tests/service/test_settings.py.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -20,7 +21,12 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 AppEnv = Literal["development", "staging", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -164,6 +170,16 @@ class Settings(BaseSettings):
         return secrets
 
 
+def settings_from(values: Mapping[str, object]) -> Settings:
+    """Settings from these values alone: no environment variable, no .env file.
+
+    For checking settings meant for somewhere else (a stack's containers), which
+    the machine doing the check must not colour. model_validate would not do:
+    pydantic-settings fills every field not given from the environment and .env.
+    """
+    return _ExplicitSettings.model_validate(dict(values))
+
+
 def describe_validation_error(error: ValidationError) -> str:
     """One line naming each bad setting by its environment variable, never its value."""
     problems = []
@@ -177,3 +193,16 @@ def describe_validation_error(error: ValidationError) -> str:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+class _ExplicitSettings(Settings):
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)

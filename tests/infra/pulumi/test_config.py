@@ -3,6 +3,8 @@ refused with one message that names the key and the command that fixes it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic.alias_generators import to_camel
 
@@ -219,6 +221,18 @@ def test_the_service_refuses_a_wildcard_origin_in_production() -> None:
 def test_a_bad_rate_limit_is_refused_by_the_services_rules() -> None:
     message = problems(committed_stack("staging").with_values(rateLimit="lots"))
     assert "jobsearch:rateLimit must look like 30/minute or 5/second" in message
+
+
+def test_the_deploying_machines_environment_and_dot_env_do_not_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stack settings are checked as the containers will get them, not as this shell has them."""
+    (tmp_path / ".env").write_text("WORKERS=99\nCORS_ORIGINS=*\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RATE_LIMIT", "lots")
+    monkeypatch.setenv("CACHE_TTL_MINUTES", "-1")
+    config = load_run(committed_stack("prod"))
+    assert config.service_settings()["RATE_LIMIT"] != "lots"
 
 
 def test_partial_sentry_alerting_names_the_missing_keys() -> None:
