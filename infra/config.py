@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_va
 from pydantic.alias_generators import to_camel
 
 from infra.alerts import DEFAULT_RUNBOOK_BASE_URL
+from infra.image_refs import DIGEST, digest_reference
 from infra.topology import Images, TopologySpec
 from jobsearch.settings import settings_from  # the service's one list of settings
 
@@ -252,11 +253,6 @@ KEYS: tuple[Key, ...] = (
 
 KEYS_BY_NAME: Mapping[str, Key] = {key.name: key for key in KEYS}
 
-_DIGEST_REF = re.compile(
-    r"(?P<repository>[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*)"
-    r"(?::(?P<tag>\w[\w.-]{0,127}))?@sha256:(?P<digest>[0-9a-f]{64})"
-)
-_IMAGE_ID = re.compile(r"sha256:(?P<digest>[0-9a-f]{64})")
 _HOST_NAME = re.compile(r"(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 _SSH_KEY = re.compile(
     r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( \S.*)?"
@@ -287,13 +283,9 @@ class PulumiConfigSource:
         return pulumi.runtime.is_config_secret(self._config.full_key(key))
 
 
-def digest_reference(value: str) -> re.Match[str] | None:
-    return _DIGEST_REF.fullmatch(value)
-
-
 def image_generation(image_ref: str) -> str:
     """A short name for an image: container names and aliases change with it."""
-    match = _DIGEST_REF.fullmatch(image_ref) or _IMAGE_ID.fullmatch(image_ref)
+    match = digest_reference(image_ref) or DIGEST.fullmatch(image_ref)
     if match is not None:
         return match["digest"][:12]
     # A tag (dev only): its name, hashed, since the content behind it can move.

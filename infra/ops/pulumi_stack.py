@@ -9,7 +9,6 @@ the same documents).
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from infra import image_refs
+from infra.image_refs import DIGEST
 from infra.ops.cli import OpsError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -30,16 +31,15 @@ IMAGE_OUTPUT = "image_ref"
 # Every update goes through the guardrails, rollbacks included.
 POLICY_PACK = "infra/policy"
 
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 INSTALL_HINT = "install it (https://www.pulumi.com/docs/iac/download-install/) and `pulumi login`"
 
 
 def digest_reference(value: str) -> str:
-    """An image reference pinned by digest (`repo@sha256:...`) or a bare digest."""
+    """An image reference pinned by digest (`repo@sha256:...`) or a bare digest,
+    checked by the rule the stack config applies (infra/image_refs.py)."""
     value = value.strip()
-    repository, at, digest = value.rpartition("@")
-    if _DIGEST.fullmatch(value) or (at and repository and _DIGEST.fullmatch(digest)):
+    if DIGEST.fullmatch(value) or image_refs.digest_reference(value):
         return value
     raise ValueError(
         f"{value!r} is not an image digest: give sha256:<64 hex> or "

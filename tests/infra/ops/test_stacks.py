@@ -200,7 +200,18 @@ def test_a_failed_rollback_update_fails_loudly(pulumi_state: State, ops: OpsRunn
     assert "failed" in result.error_line
 
 
-@pytest.mark.parametrize("bad", ["latest", "v1.2.3", "sha256:abc", f"{REPOSITORY}:main"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "latest",
+        "v1.2.3",
+        "sha256:abc",
+        f"{REPOSITORY}:main",
+        # Refused by the stack config too, so rollback must not set it first.
+        "ghcr.io/Owner/Repo@sha256:" + "a" * 64,
+        "a b@sha256:" + "a" * 64,
+    ],
+)
 def test_rollback_refuses_anything_but_a_digest(ops: OpsRunner, bad: str) -> None:
     result = ops("rollback", "--stack", "prod", "--to", bad)
 
