@@ -671,7 +671,10 @@ def _image_rules(config: StackConfig) -> list[Problem]:
                 _problem(name, f"must be pinned by digest, name@sha256:<64 hex> (got {value!r})")
             )
     if bool(config.registry_username) != (config.registry_password is not None):
-        problems.append(_problem("registryPassword", "and registryUsername must be set together"))
+        missing = "registryUsername" if config.registry_password is not None else "registryPassword"
+        problems.append(
+            _problem(missing, "is not set: registryUsername and registryPassword go together")
+        )
     elif config.registry_username and config.image_ref and registry_host(config.image_ref) is None:
         problems.append(
             _problem("registryUsername", "is set, but imageRef names no registry host to log in to")

@@ -325,3 +325,15 @@ def test_the_docs_show_a_real_error_message() -> None:
     message = problems(run)
     shown = DOCS.read_text().split("```text\n", 1)[1].split("```", 1)[0]
     assert shown.strip() == message
+
+
+def test_a_half_set_registry_login_names_the_missing_half() -> None:
+    only_user = committed_stack("staging").with_values(registryUsername="deploy-bot")
+    message = problems(only_user.without("registryPassword"))
+    assert "jobsearch:registryPassword is not set" in message
+    assert "pulumi config set --secret jobsearch:registryPassword" in message
+    only_password = committed_stack("staging").with_values(registryUsername="")
+    only_password.secrets["registryPassword"] = "fake-registry-token-beef"
+    message = problems(only_password)
+    assert "jobsearch:registryUsername is not set" in message
+    assert "pulumi config set jobsearch:registryUsername" in message
