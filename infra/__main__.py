@@ -128,6 +128,7 @@ async def main() -> dict[str, Any]:
                 environment=config.environment,
                 app_env=config.app_env,
                 domain=config.domain,
+                https_port=config.https_port,
                 locations=config.checkly_locations,
                 account_id=config.checkly_account_id,
                 api_key=secret(config.checkly_api_key),

@@ -134,6 +134,8 @@ class MonitoringArgs:
     emails: tuple[str, ...] = ()
     webhook_url: pulumi.Input[str] | None = None
     runbook_base_url: str = ""
+    # Where the proxy answers HTTPS on the host (httpsPort).
+    https_port: int = 443
     sentry: SentryAlerting | None = None
     alerts: tuple[Alert, ...] = ALERTS
 
@@ -216,7 +218,7 @@ class Monitoring(pulumi.ComponentResource):
             locations=list(args.locations),
             run_parallel=True,
             request=checkly.CheckRequestArgs(
-                url=f"https://{args.domain}{probe.path}",
+                url=f"https://{args.domain}{_port_suffix(args.https_port)}{probe.path}",
                 method="GET",
                 follow_redirects=False,
                 skip_ssl=False,
@@ -262,7 +264,9 @@ class Monitoring(pulumi.ComponentResource):
             frequency=60,
             locations=list(args.locations),
             request=checkly.SslMonitorRequestArgs(
-                hostname=args.domain, port=443, alert_days_before_expiry=CERTIFICATE_DAYS
+                hostname=args.domain,
+                port=args.https_port,
+                alert_days_before_expiry=CERTIFICATE_DAYS,
             ),
             alert_channel_subscriptions=[
                 checkly.SslMonitorAlertChannelSubscriptionArgs(
@@ -328,3 +332,7 @@ def _channel(
         ssl_expiry_threshold=CERTIFICATE_DAYS,
         opts=opts,
     )
+
+
+def _port_suffix(https_port: int) -> str:
+    return "" if https_port == 443 else f":{https_port}"

@@ -21,9 +21,11 @@ def variants() -> dict[str, StackInput]:
     return {
         "staging": committed_stack("staging"),
         "prod": committed_stack("prod"),
-        # prod on a server it does not create, with the emergency image override.
+        # prod on a server it does not create, with the emergency image override,
+        # its proxy answering HTTPS on another port.
         "prod-existing": committed_stack("prod").with_values(
             hostMode="existing",
+            httpsPort=8443,
             hostAddress="198.51.100.7",
             hostKey=EXISTING_HOST_KEY,
             imageRef="registry.example.com/acme/jobsearch-api@sha256:" + "9f" * 32,

@@ -342,6 +342,16 @@ def test_uptime_checks_probe_health_and_readiness_every_minute(staging: Graph) -
     assert is_secret(webhook.inputs["webhook"]["url"]), "the webhook URL holds a token"
 
 
+def test_external_checks_probe_the_https_port_the_proxy_answers_on(
+    graphs: Mapping[str, Graph],
+) -> None:
+    graph = graphs["prod-existing"]
+    down = graph.named("monitoring-JobSearchApiDown")
+    assert down["request"]["url"] == "https://api.example.com:8443/health"
+    certificate = graph.named("monitoring-JobSearchTlsCertificateExpiring")
+    assert certificate["request"]["port"] == 8443
+
+
 # --- prod ----------------------------------------------------------------------
 
 
