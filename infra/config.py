@@ -26,10 +26,9 @@ from pydantic.alias_generators import to_camel
 
 from infra.alerts import DEFAULT_RUNBOOK_BASE_URL
 from infra.image_refs import DIGEST, digest_reference
-from infra.topology import Images, TopologySpec
+from infra.topology import PROJECT, Images, TopologySpec, app_env
 from jobsearch.settings import settings_from  # the service's one list of settings
 
-PROJECT = "jobsearch"
 STACK_ENVIRONMENTS = ("dev", "staging", "prod")
 # The Supavisor transaction pooler: it drops prepared statements between
 # transactions, which psycopg relies on (service/jobsearch/settings.py).
@@ -515,7 +514,7 @@ class StackConfig(BaseModel):
 
     @property
     def app_env(self) -> str:
-        return {"dev": "development", "staging": "staging", "prod": "production"}[self.environment]
+        return app_env(self.environment)
 
     @property
     def monitored(self) -> bool:

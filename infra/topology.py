@@ -229,7 +229,7 @@ def service_healthcheck() -> HealthCheck:
 def _replica(topology: Topology, generation: str, index: int) -> ContainerSpec:
     spec = topology.spec
     env = {
-        "APP_ENV": _app_env(spec.environment),
+        "APP_ENV": app_env(spec.environment),
         "HOST": "0.0.0.0",  # noqa: S104 - reachable on the private network only
         "PORT": str(SERVICE_PORT),
         "WORKERS": str(spec.workers),
@@ -261,7 +261,8 @@ def _tmpfs_owner(user: str) -> str:
     return f"uid={uid},gid={gid}"
 
 
-def _app_env(environment: Environment) -> str:
+def app_env(environment: Environment) -> str:
+    """The service's APP_ENV in this environment (Sentry's environment too)."""
     return {
         "local": "development",
         "test": "development",
