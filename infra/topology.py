@@ -73,6 +73,13 @@ class HealthCheck:
     retries: int = 3
     start_period_seconds: int = 10
 
+    @property
+    def worst_case_seconds(self) -> int:
+        """The longest Docker can take to call a container healthy or unhealthy: the
+        start period, then `retries` failed checks (and one more under way)."""
+        per_check = self.interval_seconds + self.timeout_seconds
+        return self.start_period_seconds + (self.retries + 1) * per_check
+
 
 @dataclass(frozen=True)
 class PortMapping:

@@ -49,10 +49,7 @@ def _seconds(value: int) -> str:
 
 def wait_timeout(check: HealthCheck) -> int:
     """How long a creation may wait for `healthy`: the check's own worst case plus margin."""
-    worst = check.start_period_seconds + check.retries * (
-        check.interval_seconds + check.timeout_seconds
-    )
-    return worst + _WAIT_MARGIN_SECONDS
+    return check.worst_case_seconds + _WAIT_MARGIN_SECONDS
 
 
 def _environment(

@@ -75,10 +75,8 @@ def _labels_filter(environment: str, **extra: str) -> dict[str, str | list[str] 
 
 
 def _health_timeout(check: HealthCheck) -> float:
-    # Docker says "unhealthy" only after the start period and `retries` failed
-    # checks; a little beyond that, waiting longer changes nothing.
-    per_check = check.interval_seconds + check.timeout_seconds
-    return check.start_period_seconds + (check.retries + 1) * per_check + 15
+    # A little beyond Docker's own verdict, waiting longer changes nothing.
+    return check.worst_case_seconds + 15
 
 
 def _last_output(container: Container, lines: int = 3) -> str:
