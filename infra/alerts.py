@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+# Days before a certificate expires when JobSearchTlsCertificateExpiring fires.
+CERTIFICATE_DAYS = 14
+
 Severity = Literal["critical", "warning"]
 Probe = Literal["health", "ready", "ready_body", "certificate", "quota", "error_rate"]
 
@@ -55,7 +58,7 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         name="JobSearchTlsCertificateExpiring",
-        summary="The API's TLS certificate expires in less than 14 days.",
+        summary=f"The API's TLS certificate expires in less than {CERTIFICATE_DAYS} days.",
         severity="warning",
         probe="certificate",
         description="Caddy renews automatically 30 days ahead; renewal has been failing.",

@@ -25,15 +25,14 @@ import pulumi
 import pulumi_checkly as checkly
 import pulumiverse_sentry as sentry
 
-from infra.alerts import ALERTS, Alert
+from infra.alerts import ALERTS, CERTIFICATE_DAYS, Alert
 
 COMPONENT_TYPE = "jobsearch:platform:Monitoring"
 FREQUENCY_MINUTES = 1
-# The thresholds the alerts' summaries state (tests check they agree).
-CERTIFICATE_DAYS = 14
+# The thresholds the alerts' summaries state (tests check they agree); the
+# certificate's is ops diagnose's too, the quota's is the service's own.
 ERROR_RATE_COUNT = 20
 ERROR_RATE_WINDOW_MINUTES = 5
-QUOTA_LOW_BELOW = 50
 # /ready's summary of the paid quotas: "ok", or "low" once a source reported fewer
 # than QUOTA_LOW_BELOW requests left (the service must provide it).
 QUOTA_STATUS = "$.checks.quota.status"

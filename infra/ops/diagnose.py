@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from infra.alerts import CERTIFICATE_DAYS
 from infra.ops import probes
 from infra.ops.cli import OpsError
 from infra.ops.report import (
@@ -32,8 +33,8 @@ from infra.ops.report import (
 )
 from jobsearch.middleware import SECURITY_HEADERS
 
-# The threshold of the JobSearchTlsCertificateExpiring alert (infra/alerts.py).
-CERTIFICATE_WARN_DAYS = 14
+# The threshold of the JobSearchTlsCertificateExpiring alert.
+CERTIFICATE_WARN_DAYS = CERTIFICATE_DAYS
 HSTS = "Strict-Transport-Security"
 # The setting that switches each source on (jobsearch.settings.Settings).
 SOURCE_KEY_SETTINGS = {"jsearch": "RAPID_API_KEY", "theirstack": "THEIRSTACK_API_KEY"}

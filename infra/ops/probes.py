@@ -14,11 +14,11 @@ import httpx
 
 from infra.ops.cli import OpsError
 from infra.ops.report import Check
+from jobsearch.routers.health import QUOTA_LOW_BELOW
 
 TIMEOUT_SECONDS = 10.0
-# What /ready calls "low" when it does not say (it states `checks.quota.low_below`);
-# the service's QUOTA_LOW_BELOW, which tests/infra/ops/test_diagnose.py holds it to.
-QUOTA_LOW = 50
+# What /ready calls "low" when it does not say (it states `checks.quota.low_below`).
+QUOTA_LOW = QUOTA_LOW_BELOW
 
 
 def base_url(value: str) -> str:

@@ -214,13 +214,6 @@ def test_quota_thresholds_match_the_quota_alert(reported: int | None, verdict: s
     assert check.verdict == verdict
 
 
-def test_the_default_quota_threshold_is_the_services() -> None:
-    from infra.ops.probes import QUOTA_LOW
-    from jobsearch.routers.health import QUOTA_LOW_BELOW
-
-    assert QUOTA_LOW == QUOTA_LOW_BELOW
-
-
 def test_the_threshold_that_ready_states_wins() -> None:
     sources = {"jsearch": {"configured": True, "circuit": "closed", "quota_remaining": 80}}
 

@@ -16,15 +16,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.alerts import ALERTS, by_name
+from infra.alerts import ALERTS, CERTIFICATE_DAYS, by_name
 from infra.components.domain import record_type
 from infra.components.host import cloud_init, docker_ssh_options, firewall_rules
 from infra.components.monitoring import (
-    CERTIFICATE_DAYS,
     ERROR_RATE_COUNT,
     ERROR_RATE_WINDOW_MINUTES,
     HTTP_PROBES,
-    QUOTA_LOW_BELOW,
     WEBHOOK_TEMPLATE,
     failure_percentage,
     sentry_alert_name,
@@ -32,6 +30,7 @@ from infra.components.monitoring import (
 from infra.components.service import rollout_generation, wait_timeout
 from infra.local.engine import apt_install
 from infra.topology import Images, TopologySpec, describe, service_healthcheck
+from jobsearch.routers.health import QUOTA_LOW_BELOW
 
 DIGEST = "ab" * 32
 
