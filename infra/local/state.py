@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from infra.topology import LOCAL_POSTGRES_PORT, PROXY_UID
+from infra.topology import LOCAL_POSTGRES_PORT, PROXY_UID, SERVICE_SECRET_SETTINGS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATE_ROOT = REPO_ROOT / ".cache" / "local"
@@ -28,8 +28,9 @@ LocalEnvironment = Literal["local", "test"]
 # debian: stand-ins built here from Debian packages (infra/local/images.py).
 ImageSource = Literal["official", "debian"]
 
-# Settings with credentials that the service may get from a local `.env`.
-API_KEY_SETTINGS = ("RAPID_API_KEY", "THEIRSTACK_API_KEY", "SENTRY_DSN")
+# Settings with credentials that the service may get from a local `.env`: all its
+# secret settings but the database's, which the local topology makes itself.
+API_KEY_SETTINGS = tuple(name for name in SERVICE_SECRET_SETTINGS if name != "DATABASE_URL")
 # Generated on the first `up`: the local Postgres superuser's and the service role's.
 DATABASE_PASSWORDS = ("POSTGRES_PASSWORD", "APP_DB_PASSWORD")
 
