@@ -29,6 +29,7 @@ import pulumi.dynamic
 
 from infra import migrations
 from infra.config import APP_ROLE, MIN_APP_PASSWORD_LENGTH, database_url_problem
+from jobsearch.logging_setup import Redactor
 
 COMPONENT_TYPE = "jobsearch:platform:Database"
 # The dynamic resource's type: pulumi-python:dynamic/jobsearch:Migrations.
@@ -161,7 +162,7 @@ class _DatabaseErrors:
 
     def __init__(self, url: str, password: str) -> None:
         self._url = url
-        self._secrets = [s for s in (urlsplit(url).password, password, url) if s]
+        self._redactor = Redactor(s for s in (urlsplit(url).password, password, url) if s)
 
     def __enter__(self) -> None:
         return None
@@ -172,8 +173,7 @@ class _DatabaseErrors:
         if error is None or not isinstance(error, psycopg.Error):
             return
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        for secret in self._secrets:
-            message = message.replace(secret, "***")
+        message = str(self._redactor.scrub(message))
         raise DatabaseError(f"database {_where(self._url)}: {message}") from None
 
 

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from jobsearch.logging_setup import Redactor
+
 Verdict = Literal["pass", "warn", "fail"]
 _MARKS: Mapping[Verdict, str] = {"pass": "ok  ", "warn": "WARN", "fail": "FAIL"}
 _DSN_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
@@ -73,11 +75,9 @@ def mask_database_url(url: str) -> str:
 
 
 def scrub(text: str, *secrets: str | None) -> str:
-    """`text` with each non-empty secret replaced by ***."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    """`text` with each secret, and any URL's credentials, redacted as the service's logs
+    redact them."""
+    return str(Redactor(secret for secret in secrets if secret).scrub(text))
 
 
 def humanize_seconds(seconds: float) -> str:
