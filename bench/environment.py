@@ -19,11 +19,12 @@ from typing import Any
 import httpx
 import psycopg
 
-from bench.servers import Server, free_port, python_module, serve
+from bench.servers import Server, python_module, serve
 from infra import migrations
 from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
 from tests.support.machine import ensure_postgres, ensure_redis
 from tests.support.postgres import database_name, scratch_database, url_for
+from tests.support.servers import free_port
 
 # A database number of its own, so that bench counters never meet the suite's.
 REDIS_URL = "redis://127.0.0.1:6379/13"
