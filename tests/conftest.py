@@ -14,8 +14,15 @@ from jobsearch.main import create_app
 from jobsearch.settings import Settings
 from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY, FakeUpstreams, build_app
 from tests.support.machine import ensure_postgres, ensure_redis
-from tests.support.postgres import database_name, scratch_database, url_for
-from tests.support.servers import serve_in_thread
+from tests.support.postgres import (
+    PrivateCluster,
+    create_supabase_roles,
+    database_name,
+    private_cluster,
+    scratch_database,
+    url_for,
+)
+from tests.support.servers import free_port, serve_in_thread
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -98,3 +105,12 @@ def run_service(make_settings: Callable[..., Settings]) -> ServiceRunner:
 def service_url(run_service: ServiceRunner) -> Iterator[str]:
     with run_service() as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PrivateCluster]:
+    """A migrated Postgres of the module's own, which its tests may stop and start."""
+    with private_cluster(free_port()) as running:
+        create_supabase_roles(running.admin_url)
+        migrations.apply(running.admin_url)
+        yield running

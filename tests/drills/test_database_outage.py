@@ -11,40 +11,24 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import psycopg
-import pytest
 
 from bench.load import BackgroundLoad, Call
-from infra import migrations
 from tests.conftest import ServiceRunner
 from tests.fakes.upstreams import FakeUpstreams
-from tests.support.postgres import PrivateCluster, create_supabase_roles, private_cluster
-from tests.support.servers import free_port
+from tests.support.postgres import PrivateCluster
+from tests.support.servers import wait_for_ready_status
 
 CONCURRENCY = 8
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PrivateCluster]:
-    with private_cluster(free_port()) as running:
-        create_supabase_roles(running.admin_url)
-        migrations.apply(running.admin_url)
-        yield running
-
-
-def wait_for_ready(url: str, wanted: str, load: BackgroundLoad, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    body: dict[str, object] = {}
-    while time.monotonic() < deadline:
+def wait_for_ready(url: str, wanted: str, load: BackgroundLoad) -> None:
+    def no_failed_search() -> None:
         assert load.failed == 0, load.tally.failures[:3]
-        body = httpx.get(f"{url}/ready", timeout=5).json()
-        if body["status"] == wanted:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"/ready never said {wanted!r} within {timeout}s: {body}")
+
+    wait_for_ready_status(url, wanted, meanwhile=no_failed_search)
 
 
 def rows_written_since(admin_url: str, moment: str) -> int:

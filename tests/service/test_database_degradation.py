@@ -7,35 +7,13 @@ directory), so that it can really stop it without touching the machine's.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
-from infra import migrations
 from tests.conftest import ServiceRunner
 from tests.fakes.upstreams import FakeUpstreams
-from tests.support.postgres import PrivateCluster, create_supabase_roles, private_cluster
-from tests.support.servers import free_port
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PrivateCluster]:
-    with private_cluster(free_port()) as running:
-        create_supabase_roles(running.admin_url)
-        migrations.apply(running.admin_url)
-        yield running
-
-
-def wait_for_ready_status(url: str, wanted: str, timeout: float = 20) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    body: dict[str, object] = {}
-    while time.monotonic() < deadline:
-        body = httpx.get(f"{url}/ready", timeout=5).json()
-        if body["status"] == wanted:
-            return body
-        time.sleep(0.2)
-    raise AssertionError(f"/ready never became {wanted}: {body}")
+from tests.support.postgres import PrivateCluster
+from tests.support.servers import wait_for_ready_status
 
 
 def test_searches_survive_a_database_outage_and_the_cache_recovers(

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -113,3 +113,20 @@ def wait_until_answers(
                 return
         time.sleep(0.1)
     raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+def wait_for_ready_status(
+    url: str, wanted: str, *, timeout: float = 30, meanwhile: Callable[[], None] | None = None
+) -> dict[str, object]:
+    """/ready's body once its status is `wanted`; `meanwhile` runs between polls
+    (a drill checks its load there)."""
+    deadline = time.monotonic() + timeout
+    body: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        if meanwhile is not None:
+            meanwhile()
+        body = httpx.get(f"{url}/ready", timeout=5).json()
+        if body["status"] == wanted:
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"/ready never said {wanted!r} within {timeout}s: {body}")
