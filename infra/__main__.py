@@ -113,9 +113,7 @@ async def main() -> dict[str, Any]:
                 zone_id=config.cloudflare_zone_id,
                 hostname=config.domain,
                 address=host.address,
-                address_type="A"
-                if config.host_mode == "hcloud"
-                else record_type(config.host_address),
+                address_type=host.address.apply(record_type),
                 api_token=secret(config.cloudflare_api_token),
                 environment=config.environment,
             ),

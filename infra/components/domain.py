@@ -32,7 +32,8 @@ class DomainArgs:
     # The host's address: an IP (hcloud output or config) or a DNS name (config).
     address: pulumi.Input[str]
     # Known when the address is an Output of a created server (always IPv4 there).
-    address_type: str
+    # A, AAAA or CNAME: record_type of the address, once it is known.
+    address_type: pulumi.Input[str]
     api_token: pulumi.Input[str]
     environment: str
 
