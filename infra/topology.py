@@ -211,13 +211,19 @@ class Topology:
         return f"http://{host}:{self.spec.http_port}"
 
 
+PROJECT_LABEL = "org.jobsearch.project"
+ENVIRONMENT_LABEL = "org.jobsearch.environment"
+ROLE_LABEL = "org.jobsearch.role"
+GENERATION_LABEL = "org.jobsearch.generation"
+
+
+def base_labels(environment: str) -> dict[str, str]:
+    """What marks every container, network and volume of one environment's topology."""
+    return {PROJECT_LABEL: PROJECT, ENVIRONMENT_LABEL: environment}
+
+
 def _labels(spec: TopologySpec, role: str, **extra: str) -> dict[str, str]:
-    return {
-        "org.jobsearch.project": PROJECT,
-        "org.jobsearch.environment": spec.environment,
-        "org.jobsearch.role": role,
-        **extra,
-    }
+    return {**base_labels(spec.environment), ROLE_LABEL: role, **extra}
 
 
 def service_healthcheck() -> HealthCheck:
@@ -259,7 +265,7 @@ def _replica(topology: Topology, generation: str, index: int) -> ContainerSpec:
         # in-flight requests finish before Docker would kill the process.
         stop_timeout_seconds=30,
         tmpfs={"/tmp": "rw,noexec,nosuid,size=64m"},  # noqa: S108
-        labels=_labels(spec, "api", **{"org.jobsearch.generation": generation}),
+        labels=_labels(spec, "api", **{GENERATION_LABEL: generation}),
     )
 
 

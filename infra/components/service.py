@@ -34,7 +34,7 @@ import pulumi_docker as docker
 
 from infra.components.host import Host
 from infra.config import image_generation
-from infra.topology import PROXY_UID, ContainerSpec, HealthCheck, Topology
+from infra.topology import PROXY_UID, ContainerSpec, HealthCheck, Topology, base_labels
 
 COMPONENT_TYPE = "jobsearch:platform:Service"
 # Headroom over the health check's own worst case before a creation is failed.
@@ -294,8 +294,7 @@ class Service(pulumi.ComponentResource):
             ],
             labels=[
                 docker.NetworkLabelArgs(label=label, value=value)
-                for label, value in sorted(topology.proxy.labels.items())
-                if label != "org.jobsearch.role"
+                for label, value in sorted(base_labels(topology.spec.environment).items())
             ],
             opts=on_host,
         )

@@ -31,18 +31,19 @@ from infra import migrations
 from infra.local.state import LocalConfig, LocalState
 from infra.local.translate import container_create_kwargs, create_container
 from infra.topology import (
+    GENERATION_LABEL,
     LOCAL_DATABASE,
-    PROJECT,
+    ROLE_LABEL,
     ContainerSpec,
     HealthCheck,
     Images,
     Topology,
     TopologySpec,
+    base_labels,
     describe,
 )
 
 FINGERPRINT_LABEL = "org.jobsearch.fingerprint"
-GENERATION_LABEL = "org.jobsearch.generation"
 # Caddy checks each upstream every second (topology.render_caddyfile): after a
 # reload, give it a few rounds before the old generation goes away.
 PROXY_SETTLE_SECONDS = 3.0
@@ -68,10 +69,9 @@ class ContainerStatus:
     health: str
 
 
-def _labels_filter(environment: str, **extra: str) -> dict[str, str | list[str] | bool]:
-    labels = [f"org.jobsearch.project={PROJECT}", f"org.jobsearch.environment={environment}"]
-    labels += [f"org.jobsearch.{key}={value}" for key, value in extra.items()]
-    return {"label": labels}
+def _labels_filter(environment: str, role: str | None = None) -> dict[str, str | list[str] | bool]:
+    labels = {**base_labels(environment), **({ROLE_LABEL: role} if role else {})}
+    return {"label": [f"{key}={value}" for key, value in labels.items()]}
 
 
 def _health_timeout(check: HealthCheck) -> float:
@@ -221,10 +221,7 @@ class LocalRunner:
                 driver="bridge",
                 ipam=IPAMConfig(pool_configs=[pool]),
                 internal=spec.internal,
-                labels={
-                    "org.jobsearch.project": PROJECT,
-                    "org.jobsearch.environment": self.config.environment,
-                },
+                labels=base_labels(self.config.environment),
             )
             return
         pools = [
@@ -245,10 +242,7 @@ class LocalRunner:
             except NotFound:
                 self.client.volumes.create(
                     name,
-                    labels={
-                        "org.jobsearch.project": PROJECT,
-                        "org.jobsearch.environment": self.config.environment,
-                    },
+                    labels=base_labels(self.config.environment),
                 )
 
     def _ensure_container(self, spec: ContainerSpec, topology: Topology) -> tuple[Container, bool]:
@@ -483,9 +477,9 @@ class LocalRunner:
             all=True, filters=_labels_filter(self.config.environment)
         )
         # The proxy first, so nothing is routed to a replica that is going away.
-        containers.sort(key=lambda container: container.labels.get("org.jobsearch.role") != "proxy")
+        containers.sort(key=lambda container: container.labels.get(ROLE_LABEL) != "proxy")
         for container in containers:
-            role = container.labels.get("org.jobsearch.role", "")
+            role = container.labels.get(ROLE_LABEL, "")
             container.stop(timeout=stop_timeouts.get(role, 30))
             container.remove(force=True)
             removed.append(container.name or container.id or "")
@@ -518,7 +512,7 @@ class LocalRunner:
             statuses.append(
                 ContainerStatus(
                     name=container.name or "",
-                    role=container.labels.get("org.jobsearch.role", ""),
+                    role=container.labels.get(ROLE_LABEL, ""),
                     image=str(container.attrs.get("Image", ""))[:19],
                     state=str(state.get("Status", "")),
                     health=str((state.get("Health") or {}).get("Status", "none")),

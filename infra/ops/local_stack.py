@@ -10,11 +10,11 @@ from typing import cast
 from docker.errors import DockerException
 
 from infra.local.engine import EngineError, ensure_engine
-from infra.local.runner import GENERATION_LABEL, LocalRunner, RolloutError
+from infra.local.runner import LocalRunner, RolloutError
 from infra.local.state import STATE_ROOT, LocalEnvironment, LocalState, StateError
 from infra.ops.cli import OpsError
 
-__all__ = ["GENERATION_LABEL", "failures_as_ops_errors", "open_runner"]
+__all__ = ["failures_as_ops_errors", "open_runner"]
 
 
 @contextlib.contextmanager

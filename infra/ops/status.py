@@ -29,6 +29,7 @@ from infra.ops.report import (
     humanize_seconds,
     worst,
 )
+from infra.topology import GENERATION_LABEL
 
 # The instances `ops local` runs on this machine's Docker engine (test: the suite's own).
 LOCAL_STACKS = ("local", "test")
@@ -148,7 +149,7 @@ def _replica(container: Any) -> dict[str, Any]:
     state: dict[str, Any] = container.attrs.get("State") or {}
     return {
         "name": container.name,
-        "generation": container.labels.get("org.jobsearch.generation", "?"),
+        "generation": container.labels.get(GENERATION_LABEL, "?"),
         "image": str(container.attrs.get("Image", "")),
         "state": str(state.get("Status", "")),
         "health": str((state.get("Health") or {}).get("Status", "none")),
