@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any, cast
 
 from docker import DockerClient
-from docker.errors import DockerException
 from dotenv import dotenv_values
 
-from infra.local.engine import EngineError, ensure_engine
+from infra.local.engine import ensure_engine
 from infra.local.images import ImageError, build_service_image, image_set, registry_reachable
-from infra.local.runner import LocalRunner, RolloutError
+from infra.local.runner import LocalRunner
 from infra.local.state import (
     API_KEY_SETTINGS,
     REPO_ROOT,
@@ -36,14 +35,12 @@ from infra.local.state import (
     LocalState,
     StateError,
 )
-from infra.migrations import MigrationError
 from infra.ops.cli import OpsError
+from infra.ops.local_stack import LOCAL_FAILURES, open_runner
 
 IMAGE_SOURCE_VARIABLE = "JOBSEARCH_LOCAL_IMAGES"
 IMAGE_SOURCES = ("auto", "official", "debian")
 DOTENV = REPO_ROOT / ".env"
-
-_FAILURES = (EngineError, ImageError, RolloutError, StateError, MigrationError, DockerException)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -120,9 +117,7 @@ def _api_keys_from_dotenv(path: Path) -> dict[str, str]:
 
 
 def _open(environment: LocalEnvironment) -> LocalRunner:
-    state = LocalState(environment)
-    config = state.load_config()
-    return LocalRunner(ensure_engine(STATE_ROOT), state, config)
+    return open_runner(environment, say=print)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -166,7 +161,7 @@ def _up(args: argparse.Namespace) -> int:
             if not keys:
                 print(f"no API keys in {DOTENV}: the job sources are off (/health still works)")
         url = LocalRunner(client, state, config).up(service_image)
-    except _FAILURES as error:
+    except LOCAL_FAILURES as error:
         raise OpsError(str(error)) from None
     print(f"ready: {url}")
     return 0
@@ -177,7 +172,7 @@ def _rollout(args: argparse.Namespace) -> int:
         runner = _open(args.env)
         runner.require_running()
         generation = runner.rollout(args.image)
-    except _FAILURES as error:
+    except LOCAL_FAILURES as error:
         raise OpsError(str(error)) from None
     print(f"rolled out {args.image} (generation {generation})")
     return 0
@@ -188,7 +183,7 @@ def _rollback(args: argparse.Namespace) -> int:
         runner = _open(args.env)
         runner.require_running()
         image = runner.rollback()
-    except _FAILURES as error:
+    except LOCAL_FAILURES as error:
         raise OpsError(str(error)) from None
     print(f"rolled back to {image}")
     return 0
@@ -200,7 +195,7 @@ def _status(args: argparse.Namespace) -> int:
         containers = runner.status()
         history = runner.state.history()
         url = runner.topology().public_url
-    except _FAILURES as error:
+    except LOCAL_FAILURES as error:
         raise OpsError(str(error)) from None
     healthy = bool(containers) and all(
         item.state == "running" and item.health in ("healthy", "none") for item in containers
@@ -227,7 +222,7 @@ def _status(args: argparse.Namespace) -> int:
 def _down(args: argparse.Namespace) -> int:
     try:
         removed = _open(args.env).down(volumes=args.volumes)
-    except _FAILURES as error:
+    except LOCAL_FAILURES as error:
         raise OpsError(str(error)) from None
     print(f"removed: {', '.join(removed) if removed else 'nothing'}")
     if not args.volumes:

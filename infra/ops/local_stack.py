@@ -10,18 +10,31 @@ from typing import cast
 from docker.errors import DockerException
 
 from infra.local.engine import EngineError, ensure_engine
-from infra.local.runner import LocalRunner, RolloutError
+from infra.local.images import ImageError
+from infra.local.runner import LocalRunner, RolloutError, Say
 from infra.local.state import STATE_ROOT, LocalEnvironment, LocalState, StateError
+from infra.migrations import MigrationError
 from infra.ops.cli import OpsError
 
-__all__ = ["failures_as_ops_errors", "open_runner"]
+__all__ = ["LOCAL_FAILURES", "failures_as_ops_errors", "open_runner"]
+
+
+# Everything a local instance's commands can fail with; each message says what to do.
+LOCAL_FAILURES = (
+    EngineError,
+    ImageError,
+    RolloutError,
+    StateError,
+    MigrationError,
+    DockerException,
+)
 
 
 @contextlib.contextmanager
 def failures_as_ops_errors() -> Iterator[None]:
     try:
         yield
-    except (EngineError, RolloutError, StateError, DockerException) as error:
+    except LOCAL_FAILURES as error:
         raise OpsError(str(error)) from None
 
 
@@ -30,7 +43,8 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def open_runner(environment: str) -> LocalRunner:
+def open_runner(environment: str, say: Say = _say) -> LocalRunner:
+    """The runner of an instance `ops local up` configured (progress to stderr by default)."""
     state = LocalState(cast(LocalEnvironment, environment))
     config = state.load_config()
-    return LocalRunner(ensure_engine(STATE_ROOT), state, config, say=_say)
+    return LocalRunner(ensure_engine(STATE_ROOT), state, config, say=say)
