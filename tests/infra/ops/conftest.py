@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from infra.ops.cli import main
+from tests.fakes.upstreams import FakeUpstreams
+from tests.infra.ops.services import service_process
 
 
 @dataclass
@@ -70,3 +72,12 @@ def ops_process() -> OpsRunner:
         return OpsResult(completed.returncode, completed.stdout, completed.stderr)
 
     return run
+
+
+@pytest.fixture
+def service(
+    migrated_database: str, fakes_url: str, fakes: FakeUpstreams, tmp_path: Path
+) -> Iterator[str]:
+    """`jobsearch-api` as its own process, on the fake upstreams and a real cache."""
+    with service_process(migrated_database, fakes_url, tmp_path / "service.log") as url:
+        yield url

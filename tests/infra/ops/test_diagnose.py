@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,6 @@ SEARCH = {"jobTitle": "python developer", "city": "Austin", "country": "US"}
 
 def by_name(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {check["name"]: check for check in document["checks"]}
-
-
-@pytest.fixture
-def service(
-    migrated_database: str, fakes_url: str, fakes: FakeUpstreams, tmp_path: Path
-) -> Iterator[str]:
-    with service_process(migrated_database, fakes_url, tmp_path / "service.log") as url:
-        yield url
 
 
 def test_a_healthy_service_passes_and_shows_the_quota_the_upstreams_reported(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,10 +17,8 @@ from typing import Any
 import pytest
 
 from infra.ops.pulumi_stack import IMAGE_CONFIG_KEY
-from tests.fakes.upstreams import FakeUpstreams
 from tests.infra.ops.conftest import OpsRunner
 from tests.infra.ops.fake_pulumi import history_entry, install
-from tests.infra.ops.services import service_process
 from tests.support.servers import closed_port
 
 REPOSITORY = "ghcr.io/jobsearch-platform/jobsearch-api"
@@ -60,14 +58,6 @@ def two_deploys() -> list[dict[str, Any]]:
         history_entry(2, CURRENT, result="failed", started=now - timedelta(hours=3)),
         history_entry(1, OLD, started=now - timedelta(days=2)),
     ]
-
-
-@pytest.fixture
-def service(
-    migrated_database: str, fakes_url: str, fakes: FakeUpstreams, tmp_path: Path
-) -> Iterator[str]:
-    with service_process(migrated_database, fakes_url, tmp_path / "service.log") as url:
-        yield url
 
 
 def test_status_shows_digest_health_readiness_and_deploy_age(
