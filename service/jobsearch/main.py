@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.telemetry import TelemetryConfig
 from pydantic import SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -34,6 +35,12 @@ from jobsearch.upstreams.theirstack import TheirStackClient
 log = get_logger(__name__)
 
 PURGE_EVERY_SECONDS = 15 * 60
+NO_OPENTELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "auto_configure": False,
+}
 CONNECT_TIMEOUT_CAP_SECONDS = 3.0
 
 
@@ -211,6 +218,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Job search API",
         version=__version__,
         lifespan=lifespan,
+        # Metrics are Prometheus (/metrics) and errors go to Sentry. FastAPI's own
+        # OpenTelemetry hooks would record each request (its path, its client) for
+        # whatever provider the process or its OTEL_* variables set up: data leaving
+        # by a route nobody reviewed.
+        telemetry=NO_OPENTELEMETRY,
         # The interactive docs load scripts from a CDN, which the CSP forbids.
         docs_url=None,
         redoc_url=None,
