@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -42,6 +43,7 @@ NO_OPENTELEMETRY: TelemetryConfig = {
     "auto_configure": False,
 }
 CONNECT_TIMEOUT_CAP_SECONDS = 3.0
+YOUNG_GENERATION_THRESHOLD = 10_000
 
 
 def _upstream_client(
@@ -115,6 +117,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     )
     limiter = SearchRateLimiter(settings.rate_limit, redis_url, shared_redis)
     purger = asyncio.create_task(_purge_expired_rows(database)) if database else None
+    _tune_garbage_collector()
     log.info(
         "started",
         app_env=settings.app_env,
@@ -134,6 +137,23 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         if database is not None:
             await database.close()
         log.info("stopped")
+
+
+def _tune_garbage_collector() -> None:
+    """Cyclic garbage collection sized for a server, once the worker has started.
+
+    What startup built (modules, the app, its clients: about 100,000 objects)
+    lives as long as the worker, yet each full collection walked it all: about
+    60 ms in which no request moved, the service's p99 under load. Frozen, it is
+    never walked again; startup garbage is collected first, as frozen objects
+    never are. A request allocates a few hundred objects, so the default young
+    generation (700) was collected every couple of requests; at 10,000 the
+    collector's share of a cache hit falls from about 20 µs to a few.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle_threshold, old_threshold = gc.get_threshold()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, middle_threshold, old_threshold)
 
 
 def _error_response(
