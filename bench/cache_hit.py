@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.environment import BenchEnvironment
 from bench.load import WrkResult, run_wrk
 from bench.report import BenchError, BenchResult, median
-from bench.servers import Server
+from tests.support.processes import Server
 
 SEARCH = {"jobTitle": "python developer", "city": "Austin", "country": "US", "jobType": "Full-time"}
 PATH = "/api/jobs/jsearch"

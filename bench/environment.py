@@ -19,11 +19,11 @@ from typing import Any
 import httpx
 import psycopg
 
-from bench.servers import Server, python_module, serve
 from infra import migrations
 from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
 from tests.support.machine import ensure_postgres, ensure_redis
 from tests.support.postgres import database_name, scratch_database, url_for
+from tests.support.processes import Server, python_module, serve
 from tests.support.servers import free_port
 
 # A database number of its own, so that bench counters never meet the suite's.
@@ -68,7 +68,9 @@ class BenchEnvironment:
         `unset` leaves settings out (REDIS_URL: the in-memory rate limit)."""
         self.empty_cache()
         env = self.service_env(workers=workers, unset=unset, **overrides)
-        with serve(name, python_module("jobsearch"), env, self.work_dir) as server:
+        with serve(
+            name, python_module("jobsearch"), env, log_path=self.work_dir / f"{name}.log"
+        ) as server:
             yield server
 
     @contextlib.contextmanager
@@ -80,7 +82,9 @@ class BenchEnvironment:
             "RAPID_API_KEY": JSEARCH_KEY,
             **env,
         }
-        with serve(name, python_module(module), full_env, self.work_dir) as server:
+        with serve(
+            name, python_module(module), full_env, log_path=self.work_dir / f"{name}.log"
+        ) as server:
             yield server
 
     def control_fakes(self, **command: Any) -> dict[str, Any]:
@@ -119,7 +123,7 @@ def bench_environment(work_dir: Path | None = None) -> Iterator[BenchEnvironment
                 "fakes",
                 [*fakes_argv, str(port)],
                 {},
-                directory,
+                log_path=directory / "fakes.log",
                 health_path="/_control",
                 port=port,
             ) as fakes:

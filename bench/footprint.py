@@ -29,8 +29,8 @@ from docker.models.containers import Container
 from bench.environment import BenchEnvironment
 from bench.load import Call, require_all_ok, run_calls
 from bench.report import BenchError, BenchResult, median
-from bench.servers import Server, rss_kib
 from bench.upstream_calls import UpstreamCallsConfig, draw
+from tests.support.processes import Server, rss_kib
 
 BARE_APP = Path(__file__).with_name("bare_app.py")
 IMAGE_TAG = "jobsearch-api:bench"

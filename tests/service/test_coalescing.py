@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from tests.fakes.upstreams import THEIRSTACK_KEY, FakeUpstreams
-from tests.support.servers import run_service_process
+from tests.support.processes import run_service_process
 
 CONCURRENT = 20
 REDIS_DB = 8  # this module's own database on the machine's Redis

@@ -11,7 +11,7 @@ import redis
 
 from tests.conftest import ServiceRunner
 from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY, FakeUpstreams
-from tests.support.servers import run_service_process
+from tests.support.processes import run_service_process
 
 REDIS_DB = 7  # this test's own database on the machine's Redis
 LIMIT = 10

@@ -1,15 +1,12 @@
-"""Run ASGI apps on real sockets in a background thread, and the service as a process."""
+"""Run ASGI apps on real sockets in a background thread (processes: tests/support/processes.py)."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -68,51 +65,6 @@ def serve_in_thread(
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
-
-
-@contextlib.contextmanager
-def run_service_process(
-    env: Mapping[str, str], *, log_path: Path, ready_path: str = "/health"
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`jobsearch-api` as its own process (with its own workers), logging to a file."""
-    port = free_port()
-    full_env = {
-        "PATH": os.environ["PATH"],
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        **env,
-    }
-    script = Path(sys.executable).with_name("jobsearch-api")
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [str(script)], env=full_env, stdout=log_file, stderr=subprocess.STDOUT, cwd="/"
-        )
-        base_url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_answers(base_url + ready_path, process)
-            yield base_url, process
-        finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-
-
-def wait_until_answers(
-    url: str, process: subprocess.Popen[bytes] | None = None, timeout: float = 30
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"service exited with {process.returncode} before answering")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
 def wait_for_ready_status(

@@ -15,7 +15,8 @@ from starlette.types import ASGIApp
 
 from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
 from tests.support.postgres import database_name, url_for
-from tests.support.servers import run_service_process, serve_in_thread
+from tests.support.processes import run_service_process
+from tests.support.servers import serve_in_thread
 
 
 @contextlib.contextmanager

@@ -31,6 +31,7 @@ from infra.components.service import rollout_generation, wait_timeout
 from infra.local.engine import apt_install
 from infra.topology import Images, TopologySpec, describe, service_healthcheck
 from jobsearch.routers.health import QUOTA_LOW_BELOW
+from tests.support.servers import free_port
 
 DIGEST = "ab" * 32
 
@@ -103,12 +104,6 @@ def test_the_hcloud_firewall_opens_only_the_given_ports() -> None:
 # --- SSH host key pinning, against a real sshd ------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
     """An sshd on 127.0.0.1 with a host key of its own: (port, public key line)."""
@@ -118,7 +113,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
     key = directory / "host_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     Path("/run/sshd").mkdir(exist_ok=True)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             shutil.which("sshd", path="/usr/sbin:/usr/bin") or "/usr/sbin/sshd",

@@ -1,8 +1,8 @@
-"""The processes a benchmark talks to: the service, its baselines and the fake upstreams.
+"""Servers run as processes of their own: the service, the benchmarks' baselines, the fakes.
 
-Each runs as its own process (with its own uvicorn workers) on a free port of
-127.0.0.1, in its own session, and logs to a file under the run's work
-directory. Stopping one signals its process group only: the processes it started.
+Each runs on a free port of 127.0.0.1 in its own session and logs to a file.
+Stopping one signals its process group only: the processes it started
+(uvicorn's workers with it). The suite and the benchmarks share this runner.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ import httpx
 
 from tests.support.servers import free_port
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 30.0
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class ServerError(Exception):
@@ -43,9 +44,6 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
-
-
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -120,21 +118,21 @@ def serve(
     name: str,
     argv: list[str],
     env: Mapping[str, str],
-    work_dir: Path,
     *,
+    log_path: Path,
     health_path: str = "/health",
     port: int | None = None,
 ) -> Iterator[Server]:
     """Run `argv` with PORT (and HOST) set; yield once `health_path` answers 200.
 
-    The working directory is `work_dir`, so no developer's `.env` is read.
+    The working directory is the log's, never the repository: no developer's
+    `.env` is read.
     """
     port = port or free_port()
-    work_dir.mkdir(parents=True, exist_ok=True)
-    log_path = work_dir / f"{name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108 - a fallback for HOME only
+        "HOME": os.environ.get("HOME", "/tmp"),
         "PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'service'}",
         "HOST": "127.0.0.1",
         "PORT": str(port),
@@ -144,7 +142,7 @@ def serve(
         process = subprocess.Popen(
             argv,
             env=full_env,
-            cwd=work_dir,
+            cwd=log_path.parent,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -160,3 +158,13 @@ def serve(
 
 def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
+
+
+@contextlib.contextmanager
+def run_service_process(
+    env: Mapping[str, str], *, log_path: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`jobsearch-api`, the console script, as its own process (with its own workers)."""
+    script = Path(sys.executable).with_name("jobsearch-api")
+    with serve("jobsearch-api", [str(script)], env, log_path=log_path) as server:
+        yield server.url, server.process
