@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from tests.fakes.upstreams import THEIRSTACK_KEY, FakeUpstreams
-from tests.support.processes import run_service_process
+from tests.support.processes import BURSTS_TO_REACH_BOTH_WORKERS, run_service_process
 
 CONCURRENT = 20
 REDIS_DB = 8  # this module's own database on the machine's Redis
@@ -91,7 +91,7 @@ def test_misses_on_different_workers_share_one_call_through_redis(
         return list(await asyncio.gather(*(one() for _ in range(CONCURRENT))))
 
     with run_service_process(env, log_path=log_path) as (url, _):
-        for attempt in range(5):
+        for attempt in range(BURSTS_TO_REACH_BOTH_WORKERS):
             title = f"cross-worker {attempt}"
             calls_before = fakes.theirstack.calls
             responses = asyncio.run(burst(f"{url}/api/jobs/theirstack", title))

@@ -11,7 +11,7 @@ import redis
 
 from tests.conftest import ServiceRunner
 from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY, FakeUpstreams
-from tests.support.processes import run_service_process
+from tests.support.processes import BURSTS_TO_REACH_BOTH_WORKERS, run_service_process
 
 REDIS_DB = 7  # this test's own database on the machine's Redis
 LIMIT = 10
@@ -55,7 +55,7 @@ def test_limit_holds_across_two_workers(
     with run_service_process(env, log_path=log_path) as (url, _):
         # Which worker accepts a connection is the kernel's choice: burst until both have
         # answered, so that the count below really spans two processes.
-        for _ in range(10):
+        for _ in range(BURSTS_TO_REACH_BOTH_WORKERS):
             responses += asyncio.run(_burst(f"{url}/api/jobs/jsearch", REQUESTS // 2))
             if len(responses) >= REQUESTS and len(_workers_that_answered(log_path)) == 2:
                 break

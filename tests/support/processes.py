@@ -25,6 +25,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 30.0
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# How many concurrent bursts a test may send to a 2-worker service before both
+# workers have answered part of one. asyncio accepts connections in a loop, so one
+# worker often takes a whole burst (about two in three here); 20 tries leave a
+# chance of about 1 in 5,000 that the test cannot span both.
+BURSTS_TO_REACH_BOTH_WORKERS = 20
 
 
 class ServerError(Exception):
