@@ -49,13 +49,21 @@ def create_app() -> FastAPI:
     return app
 
 
-def main() -> None:
+def serve_baseline(app_factory: str) -> None:
+    """A baseline app served as `jobsearch-api` serves the service, from HOST, PORT, WORKERS."""
     serve(
-        "bare_app:create_app" if __package__ in (None, "") else "bench.bare_app:create_app",
+        app_factory,
         host=os.environ.get("HOST", "127.0.0.1"),
         port=int(os.environ.get("PORT", "8000")),
         workers=int(os.environ.get("WORKERS", "1")),
         forwarded_allow_ips="127.0.0.1",
+    )
+
+
+def main() -> None:
+    # Inside the footprint's container this file runs as a plain script, not from bench/.
+    serve_baseline(
+        "bare_app:create_app" if __package__ in (None, "") else "bench.bare_app:create_app"
     )
 
 

@@ -142,7 +142,7 @@ class Outcome:
     seconds: float
     failure: str | None = None  # the transport error, when there was no answer
     error_code: str | None = None  # the JSON error body's code on 4xx/5xx
-    json_body: bool = False
+    json_body: bool = False  # whether a 4xx/5xx body was JSON (other bodies are not read)
     cache: str | None = None  # X-Cache
     # No byte of an answer came back before the connection closed or was reset.
     unanswered: bool = False
@@ -187,7 +187,8 @@ async def _send(client: httpx.AsyncClient, call: Call) -> Outcome:
             unanswered=closed_before_answer(error),
         )
     elapsed = time.perf_counter() - started
-    code, is_json = _error_code(response)
+    # Only an error's body is read: parsing every search result would load the generator.
+    code, is_json = _error_code(response) if response.is_error else (None, False)
     return Outcome(
         call,
         response.status_code,
@@ -224,10 +225,6 @@ def run_calls(
         send_all(base_url, calls, concurrency=concurrency, request_timeout=timeout)
     )
     return outcomes, time.perf_counter() - started
-
-
-def statuses(outcomes: Sequence[Outcome]) -> Counter[int | None]:
-    return Counter(outcome.status for outcome in outcomes)
 
 
 def require_all_ok(what: str, outcomes: Sequence[Outcome]) -> None:
@@ -339,6 +336,7 @@ class BackgroundLoad:
         self.tally = LoadTally()
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._crash: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     @property
@@ -395,13 +393,21 @@ class BackgroundLoad:
             )
 
     def _run(self) -> None:
-        asyncio.run(self._main())
+        try:
+            asyncio.run(self._main())
+        except BaseException as error:  # re-raised by wait_for and __exit__: never a quiet tally
+            self._crash = error
+
+    def _raise_if_crashed(self) -> None:
+        if self._crash is not None:
+            raise BenchError(f"the load generator crashed: {self._crash!r}") from self._crash
 
     def wait_for(self, requests: int, timeout: float = 120) -> None:
         """Block until at least `requests` requests have completed in all."""
         deadline = time.monotonic() + timeout
         while self.total < requests:
             if time.monotonic() > deadline or not self._thread.is_alive():
+                self._raise_if_crashed()
                 raise BenchError(f"only {self.total} of {requests} requests completed")
             time.sleep(0.02)
 
@@ -417,3 +423,5 @@ class BackgroundLoad:
     ) -> None:
         self._stop.set()
         self._thread.join(timeout=self.timeout + 10)
+        if exc_type is None:
+            self._raise_if_crashed()

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 from fastapi import FastAPI
 
-from jobsearch.server import serve
+from bench.bare_app import serve_baseline
 
 JSEARCH_BASE_URL = os.environ.get("JSEARCH_BASE_URL", "http://127.0.0.1:9100")
 RAPID_API_KEY = os.environ.get("RAPID_API_KEY", "")
@@ -60,13 +60,7 @@ def create_app() -> FastAPI:
 
 
 def main() -> None:
-    serve(
-        "bench.old_app:create_app",
-        host=os.environ.get("HOST", "127.0.0.1"),
-        port=int(os.environ.get("PORT", "8000")),
-        workers=int(os.environ.get("WORKERS", "1")),
-        forwarded_allow_ips="127.0.0.1",
-    )
+    serve_baseline("bench.old_app:create_app")
 
 
 if __name__ == "__main__":
