@@ -22,7 +22,7 @@ import psycopg
 from infra import migrations
 from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
 from tests.support.machine import ensure_postgres, ensure_redis
-from tests.support.postgres import database_name, scratch_database, url_for
+from tests.support.postgres import database_name, scratch_database, service_login_url, url_for
 from tests.support.processes import Server, python_module, serve
 from tests.support.servers import free_port
 
@@ -113,9 +113,7 @@ def bench_environment(work_dir: Path | None = None) -> Iterator[BenchEnvironment
     try:
         with scratch_database("jobsearch_bench") as admin_url:
             migrations.apply(admin_url)
-            with psycopg.connect(admin_url, autocommit=True) as connection:
-                connection.execute("alter role jobsearch_app with login")
-            database_url = url_for(database_name(admin_url), user="jobsearch_app")
+            database_url = service_login_url(admin_url)
             fakes_argv = python_module("tests.fakes.upstreams", "--host", "127.0.0.1", "--port")
             # tests.fakes.upstreams takes its port as an argument, not from PORT.
             port = free_port()

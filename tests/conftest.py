@@ -6,23 +6,22 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import psycopg
 import pytest
 
 from infra import migrations
 from jobsearch.main import create_app
 from jobsearch.settings import Settings
-from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY, FakeUpstreams, build_app
+from tests.fakes.upstreams import FakeUpstreams, build_app
 from tests.support.machine import ensure_postgres, ensure_redis
 from tests.support.postgres import (
     PrivateCluster,
     create_supabase_roles,
-    database_name,
     private_cluster,
     scratch_database,
-    url_for,
+    service_login_url,
 )
 from tests.support.servers import free_port, serve_in_thread
+from tests.support.settings import service_settings
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -60,28 +59,13 @@ def migrated_database() -> Iterator[str]:
 @pytest.fixture
 def app_database_url(migrated_database: str) -> str:
     """The service's least-privilege login to an emptied cache."""
-    with psycopg.connect(migrated_database, autocommit=True) as connection:
-        connection.execute("truncate job_cache")
-        connection.execute("alter role jobsearch_app with login")
-    return url_for(database_name(migrated_database), user="jobsearch_app")
+    return service_login_url(migrated_database, empty_cache=True)
 
 
 @pytest.fixture
 def make_settings(fakes_url: str, app_database_url: str) -> Callable[..., Settings]:
     def build(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "rapid_api_key": JSEARCH_KEY,
-            "theirstack_api_key": THEIRSTACK_KEY,
-            "jsearch_base_url": fakes_url,
-            "theirstack_base_url": fakes_url,
-            "database_url": app_database_url,
-            "upstream_timeout_seconds": 1.0,
-            "rate_limit": "1000/minute",
-            "cors_origins": "https://app.example.com",
-        }
-        values.update(overrides)
-        # model_validate reads no environment: a developer's .env cannot leak in.
-        return Settings.model_validate(values)
+        return service_settings(fakes_url, **{"database_url": app_database_url, **overrides})
 
     return build
 

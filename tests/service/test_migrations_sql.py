@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from infra import migrations
-from tests.support.postgres import database_name, scratch_database, url_for
+from tests.support.postgres import scratch_database, service_login_url
 
 
 def test_anon_and_authenticated_cannot_read_or_write_the_cache(migrated_database: str) -> None:
@@ -35,9 +35,7 @@ def test_row_level_security_is_on_and_forced(migrated_database: str) -> None:
 
 
 def test_the_service_role_can_use_the_cache_and_nothing_more(migrated_database: str) -> None:
-    with psycopg.connect(migrated_database, autocommit=True) as admin:
-        admin.execute("alter role jobsearch_app with login")
-    app_url = url_for(database_name(migrated_database), user="jobsearch_app")
+    app_url = service_login_url(migrated_database)
     with psycopg.connect(app_url, autocommit=True) as connection:
         connection.execute(
             "insert into job_cache (source, request_hash, request, response, expires_at) "

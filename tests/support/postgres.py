@@ -133,3 +133,16 @@ def private_cluster(port: int) -> Iterator[PrivateCluster]:
         with contextlib.suppress(subprocess.CalledProcessError):
             cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def service_login_url(admin_url: str, *, empty_cache: bool = False) -> str:
+    """The service's least-privilege login (jobsearch_app) to the database at `admin_url`.
+
+    The migrations create the role without login (Supabase's deploys set its password);
+    here the machine's trust auth lets it in once it may log in.
+    """
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        if empty_cache:
+            connection.execute("truncate job_cache")
+        connection.execute("alter role jobsearch_app with login")
+    return url_for(database_name(admin_url), user="jobsearch_app")

@@ -9,12 +9,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
 from starlette.types import ASGIApp
 
 from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
-from tests.support.postgres import database_name, url_for
+from tests.support.postgres import service_login_url
 from tests.support.processes import run_service_process
 from tests.support.servers import serve_in_thread
 
@@ -24,15 +23,12 @@ def service_process(
     migrated_database: str, fakes_url: str, log_path: Path, **settings: str
 ) -> Iterator[str]:
     """`jobsearch-api` with one worker, pointed at the fake upstreams and a real cache."""
-    with psycopg.connect(migrated_database, autocommit=True) as connection:
-        connection.execute("truncate job_cache")
-        connection.execute("alter role jobsearch_app with login")
     env = {
         "RAPID_API_KEY": JSEARCH_KEY,
         "THEIRSTACK_API_KEY": THEIRSTACK_KEY,
         "JSEARCH_BASE_URL": fakes_url,
         "THEIRSTACK_BASE_URL": fakes_url,
-        "DATABASE_URL": url_for(database_name(migrated_database), user="jobsearch_app"),
+        "DATABASE_URL": service_login_url(migrated_database, empty_cache=True),
         "UPSTREAM_TIMEOUT_SECONDS": "1",
         "RATE_LIMIT": "1000/minute",
         "WORKERS": "1",
