@@ -155,7 +155,9 @@ class PostgresCache:
                 cursor = await connection.execute(query, params)
                 row = await cursor.fetchone() if fetch else None
         except DataError as exc:
-            # The database is up and refused this one value: no reason to stop using it.
+            # The database is up and refused this one value: no reason to stop using it,
+            # and an answer that ends a half-open trial.
+            self.breaker.record_success()
             log.warning("cache_value_refused", error=type(exc).__name__)
             raise CacheUnavailable(type(exc).__name__) from None
         except (PsycopgError, PoolTimeout, OSError) as exc:

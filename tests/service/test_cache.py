@@ -6,9 +6,11 @@ import asyncio
 import time
 
 import psycopg
+import pytest
 
-from jobsearch.cache import MemoryCache, PostgresCache
-from jobsearch.models import JobSearchRequest, JobSearchResponse
+from jobsearch.breaker import CircuitBreaker
+from jobsearch.cache import CacheUnavailable, MemoryCache, PostgresCache
+from jobsearch.models import Job, JobSearchRequest, JobSearchResponse
 
 EMPTY = JobSearchResponse(jobs=[], total=0)
 
@@ -46,3 +48,34 @@ def test_rows_round_trip_and_expired_rows_are_purged(
     assert expired is None
     with psycopg.connect(migrated_database) as admin:
         assert admin.execute("select count(*) from job_cache").fetchone() == (0,)
+
+
+def test_a_refused_value_ends_a_trial_and_the_cache_stays_in_use(app_database_url: str) -> None:
+    request = JobSearchRequest.model_validate({"jobTitle": "nul byte"})
+    # Postgres' jsonb refuses the NUL character: a DataError from a database that is up.
+    refused = JobSearchResponse(
+        jobs=[
+            Job(
+                id="1", title="dev\u0000ops", company="c", location="", city="", state="",
+                country="", salary="", type="", remote=False, posted="", description="",
+                apply_link="https://example.com/1",
+            )
+        ],
+        total=1,
+    )  # fmt: skip
+
+    async def scenario() -> JobSearchResponse | None:
+        cache = PostgresCache(app_database_url, ttl_minutes=5)
+        await cache.open()
+        try:
+            # Half-open at once: the next call is the one trial.
+            cache.breaker = CircuitBreaker(failure_threshold=1, reset_after_seconds=0)
+            cache.breaker.record_failure()
+            with pytest.raises(CacheUnavailable, match="UntranslatableCharacter"):
+                await cache.put("jsearch", request, refused)
+            await cache.put("jsearch", request, EMPTY)
+            return await cache.get("jsearch", request)
+        finally:
+            await cache.close()
+
+    assert asyncio.run(scenario()) == EMPTY
