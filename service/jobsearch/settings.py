@@ -177,7 +177,8 @@ def settings_from(values: Mapping[str, object]) -> Settings:
     the machine doing the check must not colour. model_validate would not do:
     pydantic-settings fills every field not given from the environment and .env.
     """
-    return _ExplicitSettings.model_validate(dict(values))
+    # A blank value means unset, as env_ignore_empty makes it in the running service.
+    return _ExplicitSettings.model_validate({k: v for k, v in values.items() if v != ""})
 
 
 def describe_validation_error(error: ValidationError) -> str:

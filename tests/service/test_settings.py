@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from jobsearch.settings import Settings, describe_validation_error
+from jobsearch.settings import Settings, describe_validation_error, settings_from
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,3 +116,18 @@ def test_cli_stops_with_one_line_naming_the_bad_setting(tmp_path: Path) -> None:
     assert len(lines) == 1
     assert "CACHE_TTL_MINUTES" in lines[0]
     assert "RATE_LIMIT" in lines[0]
+
+
+def test_settings_from_reads_the_given_values_alone_and_blank_means_unset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a stack's check passes: the deploying machine's environment and .env stay out.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WORKERS", "7")
+    (tmp_path / ".env").write_text("PORT=1234\n")
+    settings = settings_from({"REDIS_URL": "", "LOG_LEVEL": "", "APP_ENV": "staging"})
+    assert settings.app_env == "staging"
+    assert settings.redis_url is None
+    assert settings.log_level == Settings.model_fields["log_level"].default
+    assert settings.workers == Settings.model_fields["workers"].default
+    assert settings.port == Settings.model_fields["port"].default
