@@ -25,7 +25,7 @@ from jobsearch.coalescing import SharedClaims
 from jobsearch.context import current_facts
 from jobsearch.errors import ApiError
 from jobsearch.logging_setup import configure_logging, get_logger
-from jobsearch.middleware import RequestContextMiddleware
+from jobsearch.middleware import BODY_TOO_LARGE_MESSAGE, RequestContextMiddleware
 from jobsearch.ratelimit import SearchRateLimiter, redis_client
 from jobsearch.routers import health, jobs, metrics
 from jobsearch.search import SearchService, SourceClient
@@ -203,7 +203,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     }
     messages = {
         400: "The request body is not valid JSON.",
-        413: "The request body is too large.",
+        413: BODY_TOO_LARGE_MESSAGE,
         404: "No such endpoint.",
         405: "Method not allowed on this endpoint.",
     }

@@ -27,6 +27,8 @@ from jobsearch.metrics import HTTP_LATENCY, HTTP_REQUESTS
 log = get_logger("jobsearch.access")
 
 MAX_BODY_BYTES = 16 * 1024
+# Whether the declared length or the bytes as they arrive are too many, one answer.
+BODY_TOO_LARGE_MESSAGE = f"The request body is larger than {MAX_BODY_BYTES} bytes."
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 SECURITY_HEADERS = {
@@ -60,9 +62,8 @@ def error_body(code: str, message: str, request_id: str) -> bytes:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,15 +79,11 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         try:
             declared = headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self.max_body_bytes:
+            if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
                 raise _BodyTooLarge()
             await self.app(scope, self._bounded(receive), exchange.send)
         except _BodyTooLarge:
-            await exchange.fail(
-                413,
-                "body_too_large",
-                f"The request body is larger than {self.max_body_bytes} bytes.",
-            )
+            await exchange.fail(413, "body_too_large", BODY_TOO_LARGE_MESSAGE)
         except Exception:
             # Nothing of the exception reaches the client; the log and Sentry get it all.
             log.exception("unhandled_error")
@@ -103,7 +100,7 @@ class RequestContextMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > MAX_BODY_BYTES:
                     raise _BodyTooLarge()
             return message
 

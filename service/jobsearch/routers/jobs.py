@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 
 from jobsearch.context import current_facts
 from jobsearch.deps import RateLimitedSearchDep
+from jobsearch.middleware import BODY_TOO_LARGE_MESSAGE
 from jobsearch.models import ErrorResponse, JobSearchRequest, JobSearchResponse
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -16,7 +17,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
         400: "The request body is not valid JSON.",
-        413: "Request body too large.",
+        413: BODY_TOO_LARGE_MESSAGE,
         422: "A field is invalid; the message names it.",
         429: "This address sent too many searches; see Retry-After.",
         502: "The job source failed or answered with unreadable data.",
