@@ -58,7 +58,7 @@ ALERTS: tuple[Alert, ...] = (
     ),
     Alert(
         name="JobSearchTlsCertificateExpiring",
-        summary=f"The API's TLS certificate expires in less than {CERTIFICATE_DAYS} days.",
+        summary="The API's TLS certificate expires in less than 14 days.",
         severity="warning",
         probe="certificate",
         description="Caddy renews automatically 30 days ahead; renewal has been failing.",

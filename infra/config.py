@@ -26,7 +26,7 @@ from pydantic.alias_generators import to_camel
 
 from infra.alerts import DEFAULT_RUNBOOK_BASE_URL
 from infra.image_refs import DIGEST, digest_reference
-from infra.topology import PROJECT, Images, TopologySpec, app_env
+from infra.topology import PROJECT, Images, TopologySpec, app_env, https_origin
 from jobsearch.settings import settings_from  # the service's one list of settings
 
 STACK_ENVIRONMENTS = ("dev", "staging", "prod")
@@ -527,8 +527,7 @@ class StackConfig(BaseModel):
     def public_url(self, host_address: pulumi.Input[str]) -> pulumi.Output[str]:
         """Where clients reach the API: the domain over HTTPS, else the host over HTTP."""
         if self.domain:
-            suffix = "" if self.https_port == 443 else f":{self.https_port}"
-            return pulumi.Output.from_input(f"https://{self.domain}{suffix}")
+            return pulumi.Output.from_input(https_origin(self.domain, self.https_port))
         if self.host_mode == "local":
             local = "127.0.0.1" if self.bind_address == "0.0.0.0" else self.bind_address  # noqa: S104
             return pulumi.Output.from_input(f"http://{local}:{self.http_port}")
@@ -772,7 +771,9 @@ def _frontend_rules(config: StackConfig) -> list[Problem]:
     return problems
 
 
+# Each service setting the stack's check passes, by the stack config key that sets it.
 _SETTING_KEYS = {
+    "app_env": "environment",
     "log_level": "logLevel",
     "rate_limit": "rateLimit",
     "cache_ttl_minutes": "cacheTtlMinutes",
@@ -793,7 +794,7 @@ def _service_setting_rules(config: StackConfig) -> list[Problem]:
         for item in error.errors(include_input=False, include_url=False):
             field = str(item["loc"][0]) if item["loc"] else ""
             message = str(item["msg"]).removeprefix("Value error, ")
-            problems.append(_problem(_SETTING_KEYS.get(field, "environment"), message))
+            problems.append(_problem(_SETTING_KEYS[field], message))
         return problems
     return []
 

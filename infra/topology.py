@@ -154,6 +154,11 @@ class NetworkSpec:
     internal: bool = False
 
 
+def https_origin(domain: str, https_port: int) -> str:
+    """The API's origin on its domain: the port is left out when it is HTTPS's own."""
+    return f"https://{domain}" if https_port == 443 else f"https://{domain}:{https_port}"
+
+
 @dataclass(frozen=True)
 class TopologySpec:
     """The inputs: what differs between local, staging and prod."""
@@ -202,7 +207,7 @@ class Topology:
     @property
     def public_url(self) -> str:
         if self.spec.domain:
-            return f"https://{self.spec.domain}"
+            return https_origin(self.spec.domain, self.spec.https_port)
         host = (
             "127.0.0.1"
             if self.spec.bind_address in ("0.0.0.0", "127.0.0.1")  # noqa: S104

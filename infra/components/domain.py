@@ -31,7 +31,6 @@ class DomainArgs:
     hostname: str
     # The host's address: an IP (hcloud output or config) or a DNS name (config).
     address: pulumi.Input[str]
-    # Known when the address is an Output of a created server (always IPv4 there).
     # A, AAAA or CNAME: record_type of the address, once it is known.
     address_type: pulumi.Input[str]
     api_token: pulumi.Input[str]

@@ -26,15 +26,15 @@ import pulumi_checkly as checkly
 import pulumiverse_sentry as sentry
 
 from infra.alerts import ALERTS, CERTIFICATE_DAYS, Alert
+from infra.topology import https_origin
 
 COMPONENT_TYPE = "jobsearch:platform:Monitoring"
 FREQUENCY_MINUTES = 1
-# The thresholds the alerts' summaries state (tests check they agree); the
-# certificate's is ops diagnose's too, the quota's is the service's own.
+# The error-rate alert's threshold (its summary states it; tests check they agree).
 ERROR_RATE_COUNT = 20
 ERROR_RATE_WINDOW_MINUTES = 5
 # /ready's summary of the paid quotas: "ok", or "low" once a source reported fewer
-# than QUOTA_LOW_BELOW requests left (the service must provide it).
+# requests left than the service's threshold (jobsearch.routers.health.QUOTA_LOW_BELOW).
 QUOTA_STATUS = "$.checks.quota.status"
 SENTRY_NAME_LIMIT = 256
 CHECKLY_PROBES = ("health", "ready", "ready_body", "quota")
@@ -217,7 +217,7 @@ class Monitoring(pulumi.ComponentResource):
             locations=list(args.locations),
             run_parallel=True,
             request=checkly.CheckRequestArgs(
-                url=f"https://{args.domain}{_port_suffix(args.https_port)}{probe.path}",
+                url=https_origin(args.domain, args.https_port) + probe.path,
                 method="GET",
                 follow_redirects=False,
                 skip_ssl=False,
@@ -331,7 +331,3 @@ def _channel(
         ssl_expiry_threshold=CERTIFICATE_DAYS,
         opts=opts,
     )
-
-
-def _port_suffix(https_port: int) -> str:
-    return "" if https_port == 443 else f":{https_port}"

@@ -32,9 +32,8 @@ from infra.ops.report import (
     worst,
 )
 from jobsearch.middleware import SECURITY_HEADERS
+from jobsearch.routers.health import QUOTA_LOW_BELOW
 
-# The threshold of the JobSearchTlsCertificateExpiring alert.
-CERTIFICATE_WARN_DAYS = CERTIFICATE_DAYS
 HSTS = "Strict-Transport-Security"
 # The setting that switches each source on (jobsearch.settings.Settings).
 SOURCE_KEY_SETTINGS = {"jsearch": "RAPID_API_KEY", "theirstack": "THEIRSTACK_API_KEY"}
@@ -91,7 +90,8 @@ def diagnose(url: str, *, ca_file: str | None = None) -> list[Check]:
         checks.append(metrics_check)
     body = ready.json()
     readiness = body.get("checks", {}) if isinstance(body, dict) else {}
-    low_below = (readiness.get("quota") or {}).get("low_below", probes.QUOTA_LOW)
+    # /ready states its threshold (checks.quota.low_below); an older one may not.
+    low_below = (readiness.get("quota") or {}).get("low_below", QUOTA_LOW_BELOW)
     checks.extend(source_checks(readiness.get("sources", {}), metrics, low_below=int(low_below)))
     return checks
 
@@ -125,7 +125,7 @@ def certificate_check(
     seconds_left = ssl.cert_time_to_seconds(not_after) - (now if now is not None else time.time())
     days_left = seconds_left / 86400
     data = {"verified": True, "not_after": not_after, "days_left": round(days_left, 1)}
-    if days_left < CERTIFICATE_WARN_DAYS:
+    if days_left < CERTIFICATE_DAYS:
         detail = f"expires in {days_left:.1f} days ({not_after}); renewal is failing"
         return Check("certificate", "warn", detail, data)
     return Check("certificate", "pass", f"valid, {days_left:.0f} days left ({not_after})", data)
@@ -179,7 +179,7 @@ def _series(metrics: Metrics | None, name: str, **labels: str) -> float | None:
 
 
 def source_checks(
-    sources: Mapping[str, Any], metrics: Metrics | None, *, low_below: int = probes.QUOTA_LOW
+    sources: Mapping[str, Any], metrics: Metrics | None, *, low_below: int = QUOTA_LOW_BELOW
 ) -> list[Check]:
     checks = []
     for name, info in sorted(sources.items()):

@@ -14,11 +14,8 @@ import httpx
 
 from infra.ops.cli import OpsError
 from infra.ops.report import Check
-from jobsearch.routers.health import QUOTA_LOW_BELOW
 
 TIMEOUT_SECONDS = 10.0
-# What /ready calls "low" when it does not say (it states `checks.quota.low_below`).
-QUOTA_LOW = QUOTA_LOW_BELOW
 
 
 def base_url(value: str) -> str:

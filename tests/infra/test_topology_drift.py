@@ -240,3 +240,13 @@ def test_secrets_are_one_secret_environment_on_the_pulumi_side(
             assert f"{name}={SECRETS[name]}" in plain
 
     return check()
+
+
+def test_the_public_url_names_a_non_default_https_port() -> None:
+    images = Images(service="svc@sha256:" + "a" * 64)
+    spec = TopologySpec(environment="prod", images=images, domain="api.example.com")
+    assert describe(spec).public_url == "https://api.example.com"
+    moved = TopologySpec(
+        environment="prod", images=images, domain="api.example.com", https_port=8443
+    )
+    assert describe(moved).public_url == "https://api.example.com:8443"

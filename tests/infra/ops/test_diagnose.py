@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from infra.ops.diagnose import CERTIFICATE_WARN_DAYS, source_checks
+from infra.alerts import CERTIFICATE_DAYS
+from infra.ops.diagnose import source_checks
 from tests.fakes.upstreams import FakeUpstreams
 from tests.infra.ops.conftest import OpsRunner
 from tests.infra.ops.services import make_certificates, serve_tls, service_process
@@ -152,7 +153,7 @@ def app_factory(make_settings: Callable[..., Any]) -> Callable[[], Any]:
     return lambda: create_app(make_settings())
 
 
-@pytest.mark.parametrize(("days", "verdict"), [(90, "pass"), (CERTIFICATE_WARN_DAYS - 9, "warn")])
+@pytest.mark.parametrize(("days", "verdict"), [(90, "pass"), (CERTIFICATE_DAYS - 9, "warn")])
 def test_certificate_expiry_is_read_over_tls(
     tmp_path: Path,
     app_factory: Callable[[], Any],

@@ -350,6 +350,7 @@ def test_external_checks_probe_the_https_port_the_proxy_answers_on(
     assert down["request"]["url"] == "https://api.example.com:8443/health"
     certificate = graph.named("monitoring-JobSearchTlsCertificateExpiring")
     assert certificate["request"]["port"] == 8443
+    assert graph.outputs["url"] == "https://api.example.com:8443"
 
 
 # --- prod ----------------------------------------------------------------------
