@@ -36,7 +36,7 @@ from infra.local.state import (
     StateError,
 )
 from infra.ops.cli import OpsError
-from infra.ops.local_stack import LOCAL_FAILURES, open_runner
+from infra.ops.local_stack import failures_as_ops_errors, open_runner
 
 IMAGE_SOURCE_VARIABLE = "JOBSEARCH_LOCAL_IMAGES"
 IMAGE_SOURCES = ("auto", "official", "debian")
@@ -116,13 +116,9 @@ def _api_keys_from_dotenv(path: Path) -> dict[str, str]:
     return {name: value for name in API_KEY_SETTINGS if (value := values.get(name))}
 
 
-def _open(environment: LocalEnvironment) -> LocalRunner:
-    return open_runner(environment, say=print)
-
-
 def _up(args: argparse.Namespace) -> int:
     environment: LocalEnvironment = args.env
-    try:
+    with failures_as_ops_errors():
         state = LocalState(environment)
         saved: LocalConfig | None
         try:
@@ -161,42 +157,34 @@ def _up(args: argparse.Namespace) -> int:
             if not keys:
                 print(f"no API keys in {DOTENV}: the job sources are off (/health still works)")
         url = LocalRunner(client, state, config).up(service_image)
-    except LOCAL_FAILURES as error:
-        raise OpsError(str(error)) from None
     print(f"ready: {url}")
     return 0
 
 
 def _rollout(args: argparse.Namespace) -> int:
-    try:
-        runner = _open(args.env)
+    with failures_as_ops_errors():
+        runner = open_runner(args.env, say=print)
         runner.require_running()
         generation = runner.rollout(args.image)
-    except LOCAL_FAILURES as error:
-        raise OpsError(str(error)) from None
     print(f"rolled out {args.image} (generation {generation})")
     return 0
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    try:
-        runner = _open(args.env)
+    with failures_as_ops_errors():
+        runner = open_runner(args.env, say=print)
         runner.require_running()
         image = runner.rollback()
-    except LOCAL_FAILURES as error:
-        raise OpsError(str(error)) from None
     print(f"rolled back to {image}")
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
-    try:
-        runner = _open(args.env)
+    with failures_as_ops_errors():
+        runner = open_runner(args.env, say=print)
         containers = runner.status()
         history = runner.state.history()
         url = runner.topology().public_url
-    except LOCAL_FAILURES as error:
-        raise OpsError(str(error)) from None
     healthy = bool(containers) and all(
         item.state == "running" and item.health in ("healthy", "none") for item in containers
     )
@@ -220,10 +208,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    try:
-        removed = _open(args.env).down(volumes=args.volumes)
-    except LOCAL_FAILURES as error:
-        raise OpsError(str(error)) from None
+    with failures_as_ops_errors():
+        removed = open_runner(args.env, say=print).down(volumes=args.volumes)
     print(f"removed: {', '.join(removed) if removed else 'nothing'}")
     if not args.volumes:
         print("the database volume stays; `ops local down --volumes` deletes it")
