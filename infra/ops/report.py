@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from jobsearch.logging_setup import Redactor
+from jobsearch.logging_setup import REDACTED, Redactor
 
 Verdict = Literal["pass", "warn", "fail"]
 _MARKS: Mapping[Verdict, str] = {"pass": "ok  ", "warn": "WARN", "fail": "FAIL"}
@@ -60,9 +60,9 @@ def emit(args: argparse.Namespace, document: Mapping[str, Any], lines: Iterable[
 
 
 def mask_database_url(url: str) -> str:
-    """The URL with its password replaced by ***, for anything printed or raised."""
+    """The URL with its password replaced by [REDACTED], as the service's logs write it."""
     if "://" not in url:
-        return _DSN_PASSWORD.sub(r"\1***", url)
+        return _DSN_PASSWORD.sub(lambda match: match[1] + REDACTED, url)
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -71,7 +71,7 @@ def mask_database_url(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     port = f":{parts.port}" if parts.port is not None else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    return urlunsplit(parts._replace(netloc=f"{user}:{REDACTED}@{host}{port}"))
 
 
 def scrub(text: str, *secrets: str | None) -> str:

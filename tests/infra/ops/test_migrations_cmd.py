@@ -64,7 +64,7 @@ def test_the_password_is_never_printed(empty_database: str, ops: OpsRunner) -> N
         result = ops("migrations", "status", "--database-url", with_password, *flag)
         assert result.code == 0
         assert "s3cret-pa55word" not in result.out + result.err
-        assert "postgres:***@" in result.out
+        assert "postgres:[REDACTED]@" in result.out
 
 
 def test_an_unreachable_database_is_one_line_without_the_password(ops: OpsRunner) -> None:
@@ -74,7 +74,7 @@ def test_an_unreachable_database_is_one_line_without_the_password(ops: OpsRunner
 
     assert result.code == 1
     assert result.out == ""
-    assert result.error_line.startswith("ops: error: postgresql://app:***@127.0.0.1:")
+    assert result.error_line.startswith("ops: error: postgresql://app:[REDACTED]@127.0.0.1:")
     assert "s3cret-pa55word" not in result.err
 
 
