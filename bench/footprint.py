@@ -4,9 +4,9 @@ Each compared with the bare FastAPI app of bench/bare_app.py where a ratio
 makes sense:
 - RSS: both apps on the host with the topology's 2 workers, after the same
   1,000 requests (Zipf-drawn searches: misses, coalesced waits and hits);
-- cold start: the service image started with the topology's hardening (read-only
-  root, non-root user, 2 workers) but not its CPU and memory limits, against
-  the same image running the bare app (mounted read-only), in alternating
+- cold start: the service image started as the topology runs a replica (its
+  hardening, limits, health check and settings), against the same image
+  running the bare app (mounted read-only), in alternating
   rounds: time from `start` to the first 200 from /health, and to Docker's
   `healthy` with the topology's check;
 - image size: the service image against the Python base it is built on.
@@ -30,11 +30,13 @@ from bench.environment import BenchEnvironment
 from bench.load import Call, require_all_ok, run_calls
 from bench.report import BenchError, BenchResult, median
 from bench.upstream_calls import UpstreamCallsConfig, draw
+from infra.local.translate import container_create_kwargs
+from infra.topology import SERVICE_PORT, TopologySpec, describe
+from infra.topology import Images as TopologyImages
 from tests.support.processes import Server, rss_kib
 
 BARE_APP = Path(__file__).with_name("bare_app.py")
 IMAGE_TAG = "jobsearch-api:bench"
-CONTAINER_PORT = 8000
 MIB = 1024 * 1024
 
 
@@ -114,36 +116,28 @@ class Images:
     base: str
 
 
+def replica_arguments(image: str, *, name: str, workers: int) -> dict[str, Any]:
+    """`containers.create` arguments for one service replica exactly as the topology runs
+    it (hardening, limits, health check, settings), alone: no network, no datastores."""
+    spec = TopologySpec(
+        environment="local", images=TopologyImages(service=image), replicas=1, workers=workers
+    )
+    replica = describe(spec).replicas("bench")[0]
+    arguments = container_create_kwargs(replica, secrets={})
+    # Applied by the runner when it stops a container; this one is removed, never restarted.
+    for runner_only in ("stop_timeout", "restart_policy", "image"):
+        arguments.pop(runner_only)
+    arguments["name"] = name
+    # Not the local topology's labels: its runner and `ops local` must not count this one.
+    arguments["labels"] = {"org.jobsearch.project": "jobsearch", "org.jobsearch.role": "bench"}
+    return arguments
+
+
 @contextlib.contextmanager
 def _started(
-    client: docker.DockerClient, image: str, *, bare: bool, name: str
+    client: docker.DockerClient, image: str, *, bare: bool, name: str, workers: int
 ) -> Iterator[tuple[Container, float]]:
-    from infra.topology import SERVICE_UID, service_healthcheck
-
-    check = service_healthcheck()
-    listen_on_every_interface = "0.0.0.0"  # noqa: S104 - inside the container
-    arguments: dict[str, Any] = {
-        "name": name,
-        "environment": {
-            "HOST": listen_on_every_interface,
-            "PORT": str(CONTAINER_PORT),
-            "WORKERS": "2",
-        },
-        "user": SERVICE_UID,
-        "read_only": True,
-        "tmpfs": {"/tmp": "rw,noexec,nosuid,size=64m"},  # noqa: S108 - in the container
-        "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges:true"],
-        "healthcheck": {
-            "test": ["CMD", *check.command],
-            "interval": check.interval_seconds * 1_000_000_000,
-            "timeout": check.timeout_seconds * 1_000_000_000,
-            "retries": check.retries,
-            "start_period": check.start_period_seconds * 1_000_000_000,
-        },
-        "labels": {"org.jobsearch.project": "jobsearch", "org.jobsearch.role": "bench"},
-        "detach": True,
-    }
+    arguments = replica_arguments(image, name=name, workers=workers)
     if bare:
         arguments["entrypoint"] = ["/opt/venv/bin/python", "/bench/bare_app.py"]
         arguments["volumes"] = {str(BARE_APP): {"bind": "/bench/bare_app.py", "mode": "ro"}}
@@ -157,11 +151,11 @@ def _started(
 
 
 def _cold_start(
-    client: docker.DockerClient, image: str, *, bare: bool, timeout: float
+    client: docker.DockerClient, image: str, *, bare: bool, timeout: float, workers: int
 ) -> ColdStart:
     kind = "bare" if bare else "service"
     name = f"jobsearch-bench-coldstart-{kind}-{uuid.uuid4().hex[:6]}"
-    with _started(client, image, bare=bare, name=name) as (container, started):
+    with _started(client, image, bare=bare, name=name, workers=workers) as (container, started):
         answered: float | None = None
         deadline = started + timeout
         while time.monotonic() < deadline:
@@ -173,7 +167,7 @@ def _cold_start(
             if answered is None:
                 address = container.attrs["NetworkSettings"].get("IPAddress")
                 with contextlib.suppress(httpx.HTTPError):
-                    url = f"http://{address}:{CONTAINER_PORT}/health"
+                    url = f"http://{address}:{SERVICE_PORT}/health"
                     if address and httpx.get(url, timeout=0.5).status_code == 200:
                         answered = time.monotonic() - started
             if (state.get("Health") or {}).get("Status") == "healthy" and answered is not None:
@@ -203,7 +197,11 @@ def measure_images(config: FootprintConfig) -> tuple[Images, list[ColdStart], li
         order = [False, True] if round_number % 2 == 0 else [True, False]
         for bare in order:
             result = _cold_start(
-                client, image_id, bare=bare, timeout=config.cold_start_timeout_seconds
+                client,
+                image_id,
+                bare=bare,
+                timeout=config.cold_start_timeout_seconds,
+                workers=config.workers,
             )
             (bare_runs if bare else service_runs).append(result)
     return sizes, service_runs, bare_runs
@@ -269,11 +267,11 @@ def run(
         }
         notes += [
             f"Cold start: {config.cold_start_rounds} alternating rounds of the service image "
-            "and of the same image running bench/bare_app.py, both hardened as the topology "
-            "runs a replica (read-only root, non-root, no capabilities, 2 workers) but "
-            "without its CPU and memory limits. `healthy` uses "
-            "the topology's check, run every "
-            "2 s, so it lands on a 2 s grid; the first 200 is polled every 20 ms.",
+            "and of the same image running bench/bare_app.py, both created as the topology "
+            "runs a replica (infra/topology.py through the local runner's translation: "
+            f"read-only root, non-root, no capabilities, its CPU and memory limits, "
+            f"{config.workers} workers). `healthy` uses the topology's check, so it lands on "
+            "the check's interval; the first 200 is polled every 20 ms.",
             f"The base is `{sizes.base}`: Debian bookworm with Debian's Python 3.11, built "
             "here by infra/local/images.py because no registry is reachable; the official "
             "`python:3.12-slim` base is not available on this machine to compare.",

@@ -100,3 +100,22 @@ def test_footprint_measures_the_image_and_its_cold_start(bench_env: BenchEnviron
     assert values["image_to_base_ratio"] > 1  # the service adds layers to its base
     assert values["cold_start_ratio"] > 0
     assert result.met is None  # footprint is reported, not judged
+
+
+def test_cold_start_containers_are_the_topologys_replica() -> None:
+    from infra.local.translate import container_create_kwargs
+    from infra.topology import Images, TopologySpec, describe
+
+    arguments = footprint.replica_arguments("svc:bench", name="cold", workers=2)
+    spec = TopologySpec(environment="local", images=Images(service="svc:bench"), workers=2)
+    replica = container_create_kwargs(describe(spec).replicas("bench")[0], secrets={})
+    for hardening in ("read_only", "user", "cap_drop", "security_opt", "tmpfs", "healthcheck"):
+        assert arguments[hardening] == replica[hardening], hardening
+    assert (arguments["mem_limit"], arguments["nano_cpus"]) == (
+        replica["mem_limit"],
+        replica["nano_cpus"],
+    )
+    assert arguments["environment"]["WORKERS"] == "2"
+    # Not labelled as the local topology's: `ops local` must not count or remove it.
+    assert arguments["labels"]["org.jobsearch.role"] == "bench"
+    assert "org.jobsearch.environment" not in arguments["labels"]
