@@ -28,8 +28,8 @@ from bench.report import BenchError, BenchResult
 from infra.local.engine import ensure_engine
 from infra.local.runner import CADDY_RELOAD, LocalRunner
 from infra.local.state import STATE_ROOT
-from tests.infra.local.conftest import ensure_fakes, prepare_test_instance
 from tests.support.docker import build_test_images
+from tests.support.local_topology import ensure_fakes, prepare_test_instance
 from tests.support.servers import free_port
 
 REQUESTS_TARGET = 2000

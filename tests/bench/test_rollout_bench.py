@@ -5,10 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench import rollout
-from tests.infra.local.conftest import TestTopology, local_topology, topology
-from tests.support.docker import docker_client, test_images
-
-__all__ = ["docker_client", "local_topology", "test_images", "topology"]
+from tests.support.local_topology import TestTopology
 
 pytestmark = pytest.mark.docker
 

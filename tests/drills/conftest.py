@@ -1,7 +1,7 @@
 """Fault drills: the service under load while something breaks.
 
-The container drill uses the suite's local topology instance; its fixtures are
-defined once in tests/infra/local/conftest.py and re-exported here.
+The container drill uses the suite's local topology instance (the fixtures of
+tests/support/local_topology.py, registered in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -13,13 +13,9 @@ import pytest
 
 from jobsearch.main import create_app
 from tests.fakes.upstreams import FakeUpstreams
-from tests.infra.local.conftest import local_topology, topology
-from tests.support.docker import docker_client, test_images
 from tests.support.postgres import service_login_url
 from tests.support.servers import serve_in_thread
 from tests.support.settings import service_settings
-
-__all__ = ["docker_client", "local_topology", "test_images", "topology"]
 
 
 @dataclass

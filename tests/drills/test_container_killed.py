@@ -16,7 +16,7 @@ import pytest
 from docker.models.containers import Container
 
 from bench.load import BackgroundLoad, Call
-from tests.infra.local.conftest import TestTopology
+from tests.support.local_topology import TestTopology
 
 pytestmark = pytest.mark.docker
 

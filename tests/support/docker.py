@@ -77,8 +77,7 @@ def build_from_text(
     return str(image.id)
 
 
-# Built once per process: each module that imports the fixtures below holds a
-# definition of its own to pytest, and would otherwise build them again.
+# Built once per process: the suite's session fixture and `make bench` both ask.
 _built: list[TestImages] = []
 
 

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from infra.ops.cli import main as ops_main
-from tests.infra.local.conftest import TestTopology
+from tests.support.local_topology import TestTopology
 
 pytestmark = pytest.mark.docker
 

@@ -8,7 +8,7 @@ import pytest
 from bench.load import BackgroundLoad, Call
 from infra.local.runner import RolloutError
 from infra.ops.cli import main as ops_main
-from tests.infra.local.conftest import TestTopology
+from tests.support.local_topology import TestTopology
 
 pytestmark = pytest.mark.docker
 

@@ -10,8 +10,8 @@ import pytest
 import testinfra
 
 from infra.topology import SERVICE_PORT
-from tests.infra.local.conftest import TestTopology
 from tests.support.docker import EXPECTED_PYTHON
+from tests.support.local_topology import TestTopology
 
 pytestmark = pytest.mark.docker
 

@@ -14,7 +14,7 @@ import pytest
 from infra.local.runner import wait_healthy
 from infra.local.translate import container_create_kwargs, create_container
 from infra.topology import SERVICE_PORT, PortMapping
-from tests.infra.local.conftest import TestTopology
+from tests.support.local_topology import TestTopology
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.docker

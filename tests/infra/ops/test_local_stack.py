@@ -9,12 +9,9 @@ from __future__ import annotations
 import pytest
 import testinfra
 
-from tests.infra.local.conftest import TestTopology, local_topology, topology
 from tests.infra.ops.conftest import OpsRunner
 from tests.smoke import host_checks
-from tests.support.docker import docker_client, test_images
-
-__all__ = ["docker_client", "local_topology", "test_images", "topology"]
+from tests.support.local_topology import TestTopology
 
 pytestmark = pytest.mark.docker
 

@@ -28,10 +28,8 @@ from infra.local.images import image_set
 from infra.local.state import STATE_ROOT
 from infra.local.translate import container_create_kwargs, create_container
 from infra.topology import PROXY_UID, Images, Topology, TopologySpec, describe
-from tests.support.docker import docker_client
 from tests.support.servers import free_port
 
-__all__ = ["docker_client"]
 pytestmark = pytest.mark.docker
 
 SUBNET_OCTET = 239

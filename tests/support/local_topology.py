@@ -1,4 +1,5 @@
-"""One topology instance ("test") shared by the container tests.
+"""One topology instance ("test") shared by the container tests (a pytest plugin,
+registered once in tests/conftest.py; bench/rollout.py prepares it too).
 
 It never touches a developer's `make local`: its own names (jobsearch-test-*),
 subnet, ports and state directory. Each test asks for `topology`, which runs
@@ -21,10 +22,8 @@ from infra.local.runner import LocalRunner, wait_healthy
 from infra.local.state import LocalConfig, LocalState
 from infra.topology import HealthCheck, Topology
 from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
-from tests.support.docker import TestImages, docker_client, test_images
+from tests.support.docker import TestImages
 from tests.support.servers import free_port
-
-__all__ = ["docker_client", "test_images"]
 
 FAKES_PORT = 9100
 FAKES_ALIAS = "fakes"
@@ -136,29 +135,19 @@ def ensure_fakes(client: docker.DockerClient, runner: LocalRunner, image: str, p
     wait_healthy([container], HealthCheck(command=(), interval_seconds=1), timeout=60)
 
 
-# One instance per test process, however many modules import the fixture
-# (each import is a fixture definition of its own to pytest).
-_shared: list[TestTopology] = []
-
-
 @pytest.fixture(scope="session")
 def local_topology(
     docker_client: docker.DockerClient, test_images: TestImages
 ) -> Iterator[TestTopology]:
-    if _shared:
-        yield _shared[0]
-        return
     runner = prepare_test_instance(
         docker_client,
         test_images,
         settings={"RATE_LIMIT": "1000/second", "UPSTREAM_TIMEOUT_SECONDS": "20"},
         say=lambda line: print(f"[local] {line}"),
     )
-    _shared.append(TestTopology(runner, test_images, fakes_url=f"http://127.0.0.1:{free_port()}"))
     try:
-        yield _shared[0]
+        yield TestTopology(runner, test_images, fakes_url=f"http://127.0.0.1:{free_port()}")
     finally:
-        _shared.clear()
         runner.down(volumes=True)
 
 
