@@ -115,7 +115,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     search = SearchService(
         clients, MemoryCache(ttl_seconds=settings.cache_ttl_minutes * 60), database, claims
     )
-    limiter = SearchRateLimiter(settings.rate_limit, redis_url, shared_redis)
+    limiter = SearchRateLimiter(settings.rate_limit, shared_redis)
     purger = asyncio.create_task(_purge_expired_rows(database)) if database else None
     _tune_garbage_collector()
     log.info(

@@ -50,28 +50,26 @@ def window_keys(item: RateLimitItem, client_ip: str) -> tuple[str, str]:
 
 
 class SearchRateLimiter:
-    def __init__(self, rate: str, redis_url: str | None, client: Redis | None = None) -> None:
-        """`client`: the worker's Redis client for the checks, closed by whoever passed it
-        (without one, the limiter makes and closes its own). limits keeps a connection of
-        its own for window stats and health."""
+    def __init__(self, rate: str, client: Redis | None) -> None:
+        """`client`: the worker's Redis client, closed by whoever passed it; limits'
+        storage (window stats, health) shares its connection pool. None: the limit is
+        kept in memory, per worker."""
         self.item: RateLimitItem = parse(rate)
-        self.shared = redis_url is not None
+        self.shared = client is not None
         self._acquire: BatchedScript | None = None
-        self._own_client: Redis | None = None
-        if redis_url:
-            if client is None:
-                client = self._own_client = redis_client(redis_url)
+        if client is not None:
             self._acquire = BatchedScript(client, RedisStorage.SCRIPT_ACQUIRE_SLIDING_WINDOW)
             self.storage = cast(
                 Storage,
                 storage_from_string(
-                    f"async+{redis_url}",
+                    # The pool decides where and how to connect; the URI names the storage.
+                    "async+redis://",
                     implementation="redispy",
                     wrap_exceptions=True,
                     key_prefix=KEY_PREFIX,
-                    single_connection_client=True,
-                    socket_timeout=REDIS_TIMEOUT_SECONDS,
-                    socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                    # limits hands its options to redis-py, which takes a pool; limits'
+                    # annotation lists scalar options only.
+                    connection_pool=client.connection_pool,  # type: ignore[arg-type]
                 ),
             )
         else:
@@ -106,13 +104,6 @@ class SearchRateLimiter:
     async def aclose(self) -> None:
         if self._acquire is not None:
             await self._acquire.aclose()
-        if self._own_client is not None:
-            await self._own_client.aclose()
-        # limits has no close of its own; its Redis client would be left to the GC,
-        # which then complains that the event loop is gone.
-        client = getattr(getattr(self.storage, "bridge", None), "storage", None)
-        if client is not None:
-            await client.aclose()
 
     async def healthy(self) -> bool:
         try:

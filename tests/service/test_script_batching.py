@@ -108,7 +108,7 @@ def test_the_limiter_writes_the_windows_limits_reads() -> None:
     """Our hits land on limits' keys: limits' own window stats count them."""
 
     async def calls(client: Redis) -> tuple[int, list[str]]:
-        limiter = SearchRateLimiter("10/minute", REDIS_URL)
+        limiter = SearchRateLimiter("10/minute", client)
         for _ in range(4):
             await limiter.check("203.0.113.7")
         stats = await SlidingWindowCounterRateLimiter(limiter.storage).get_window_stats(
