@@ -19,22 +19,27 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from bench import cache_hit, footprint, rollout, slow_upstream, upstream_calls
-from bench.environment import BenchEnvironment, bench_environment
+from bench.environment import bench_environment
 from bench.machine import describe_machine
 from bench.report import BenchResult, failed_result, render, write_page, write_raw
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "benchmarks.md"
 RAW_RESULTS = REPO_ROOT / "bench" / "results"
-# In page order; the targets are repeated here for a benchmark that fails to run.
-BENCHMARKS = {
-    "cache_hit": ("Cache-hit throughput", ">= 0.7"),
-    "slow_upstream": ("Slow upstream does not block", ">= 20x, /health p99 < 50 ms"),
-    "upstream_calls": ("Paid upstream calls", "= 50 (one per distinct search)"),
-    "rollout": ("Rollout without failed requests", "0 failed of >= 2,000"),
-    "footprint": ("Footprint", "report (no target)"),
+
+
+# In page order: each benchmark's module (its TITLE, its run) and its configuration
+# class (sizes, and the target, which a benchmark that fails to run is reported under).
+BENCHMARKS: dict[str, tuple[ModuleType, Any]] = {
+    "cache_hit": (cache_hit, cache_hit.CacheHitConfig),
+    "slow_upstream": (slow_upstream, slow_upstream.SlowUpstreamConfig),
+    "upstream_calls": (upstream_calls, upstream_calls.UpstreamCallsConfig),
+    "rollout": (rollout, rollout.RolloutConfig),
+    "footprint": (footprint, footprint.FootprintConfig),
 }
 HOST_BENCHMARKS = ("cache_hit", "slow_upstream", "upstream_calls", "footprint")
 INTRO = (
@@ -46,47 +51,35 @@ INTRO = (
 )
 
 
-def _runners(tiny: bool) -> dict[str, Callable[[BenchEnvironment], BenchResult]]:
-    return {
-        "cache_hit": lambda env: cache_hit.run(
-            env, cache_hit.CacheHitConfig.tiny() if tiny else None
-        ),
-        "slow_upstream": lambda env: slow_upstream.run(
-            env, slow_upstream.SlowUpstreamConfig.tiny() if tiny else None
-        ),
-        "upstream_calls": lambda env: upstream_calls.run(
-            env, upstream_calls.UpstreamCallsConfig.tiny() if tiny else None
-        ),
-        "footprint": lambda env: footprint.run(
-            env, footprint.FootprintConfig.tiny() if tiny else None
-        ),
-    }
-
-
-def _guarded(key: str, measure: Callable[[], BenchResult]) -> BenchResult:
-    title, target = BENCHMARKS[key]
+def _guarded(key: str, config: Any, measure: Callable[[], BenchResult]) -> BenchResult:
+    title: str = BENCHMARKS[key][0].TITLE
     print(f"== {key}: {title}", flush=True)
     started = time.monotonic()
     try:
         result = measure()
     except Exception as error:  # reported on the page; the other benchmarks still run
         print(f"   failed: {type(error).__name__}: {error}", flush=True)
-        return failed_result(key, title, target, error)
+        return failed_result(key, title, config.target, error)
     print(f"   {result.headline} -> {result.verdict} ({time.monotonic() - started:.0f} s)")
     return result
 
 
 def run(selected: Sequence[str], *, tiny: bool) -> list[BenchResult]:
     results: dict[str, BenchResult] = {}
+    configs = {
+        key: kind.tiny() if tiny else kind()
+        for key, (_, kind) in BENCHMARKS.items()
+        if key in selected
+    }
     host = [key for key in selected if key in HOST_BENCHMARKS]
     if host:
-        runners = _runners(tiny)
         with bench_environment() as env:
             for key in host:
-                results[key] = _guarded(key, functools.partial(runners[key], env))
+                module, config = BENCHMARKS[key][0], configs[key]
+                results[key] = _guarded(key, config, functools.partial(module.run, env, config))
     if "rollout" in selected:
-        config = rollout.RolloutConfig.tiny() if tiny else None
-        results["rollout"] = _guarded("rollout", lambda: rollout.run(config))
+        config = configs["rollout"]
+        results["rollout"] = _guarded("rollout", config, functools.partial(rollout.run, config))
     return [results[key] for key in BENCHMARKS if key in results]
 
 

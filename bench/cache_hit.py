@@ -31,6 +31,9 @@ SEARCH = {"jobTitle": "python developer", "city": "Austin", "country": "US", "jo
 PATH = "/api/jobs/jsearch"
 
 
+TITLE = "Cache-hit throughput"
+
+
 @dataclass(frozen=True)
 class CacheHitConfig:
     # One worker and one wrk thread: on a 2-core machine the load generator
@@ -42,6 +45,10 @@ class CacheHitConfig:
     rounds: int = 5
     warmup_seconds: float = 2.0
     target_ratio: float = 0.7
+
+    @property
+    def target(self) -> str:
+        return f">= {self.target_ratio}"
 
     @classmethod
     def tiny(cls) -> CacheHitConfig:
@@ -150,7 +157,6 @@ def run(env: BenchEnvironment, config: CacheHitConfig | None = None) -> BenchRes
         bare_answer = httpx.post(bare.url + PATH, json=SEARCH, timeout=10)
         if bare_answer.json() != payload:
             raise BenchError("the bare app does not answer the same JSON as the service")
-        before = cache_lookups(service.url)
 
         def measure(server: Server, seconds: float) -> tuple[WrkResult, float]:
             """wrk against `server`, and the server's CPU microseconds per request."""
@@ -171,6 +177,8 @@ def run(env: BenchEnvironment, config: CacheHitConfig | None = None) -> BenchRes
         }
         for each in runs.values():
             measure(each.server, config.warmup_seconds)
+        # Counted from here: the rounds alone must be all hits.
+        before = cache_lookups(service.url)
         for round_number in range(config.rounds):
             # Alternate who goes first, so that neither always gets the cooler machine.
             order = list(runs.values())
@@ -202,9 +210,9 @@ def run(env: BenchEnvironment, config: CacheHitConfig | None = None) -> BenchRes
     rest = ours.cpu - floor.cpu - sum(cost for _, cost in priced)
     return BenchResult(
         key="cache_hit",
-        title="Cache-hit throughput",
+        title=TITLE,
         headline=f"{ratio:.2f}x the bare FastAPI endpoint's requests/s",
-        target=f">= {config.target_ratio}",
+        target=config.target,
         met=ratio >= config.target_ratio,
         figures=[
             ("Ratio, service / bare (median of rounds)", f"**{ratio:.2f}**"),

@@ -40,6 +40,9 @@ IMAGE_TAG = "jobsearch-api:bench"
 MIB = 1024 * 1024
 
 
+TITLE = "Footprint"
+
+
 @dataclass(frozen=True)
 class FootprintConfig:
     requests: int = 1000
@@ -48,6 +51,10 @@ class FootprintConfig:
     workers: int = 2
     cold_start_rounds: int = 3
     cold_start_timeout_seconds: float = 90.0
+
+    @property
+    def target(self) -> str:
+        return "report (no target)"
 
     @classmethod
     def tiny(cls) -> FootprintConfig:
@@ -278,9 +285,9 @@ def run(
         ]
     return BenchResult(
         key="footprint",
-        title="Footprint",
+        title=TITLE,
         headline=headline,
-        target="report (no target)",
+        target=config.target,
         met=None,
         figures=figures,
         notes=notes,

@@ -35,6 +35,9 @@ from tests.support.servers import free_port
 REQUESTS_TARGET = 2000
 
 
+TITLE = "Rollout without failed requests"
+
+
 @dataclass(frozen=True)
 class RolloutConfig:
     min_requests: int = REQUESTS_TARGET
@@ -43,6 +46,10 @@ class RolloutConfig:
     baseline: bool = True
     # Forced proxy reloads with nothing else changing, to tell their share of any failure.
     proxy_reloads: int = 10
+
+    @property
+    def target(self) -> str:
+        return f"0 failed of >= {self.min_requests:,}"
 
     @classmethod
     def tiny(cls) -> RolloutConfig:
@@ -281,9 +288,9 @@ def result(
     met = ours.failed_during == 0 and failed == 0 and ours.during >= config.min_requests
     return BenchResult(
         key="rollout",
-        title="Rollout without failed requests",
+        title=TITLE,
         headline=headline,
-        target=f"0 failed of >= {config.min_requests:,}",
+        target=config.target,
         met=met,
         figures=figures,
         notes=notes,

@@ -19,6 +19,8 @@ from bench.environment import BenchEnvironment
 from bench.load import Call, require_all_ok, run_calls
 from bench.report import BenchResult
 
+TITLE = "Paid upstream calls"
+
 
 @dataclass(frozen=True)
 class UpstreamCallsConfig:
@@ -31,6 +33,10 @@ class UpstreamCallsConfig:
     # The topology's workers per replica: each is its own process with its own memory.
     workers: int = 2
     seed: int = 20261128
+
+    @property
+    def target(self) -> str:
+        return f"= {self.distinct} (one per distinct search)"
 
     @classmethod
     def tiny(cls) -> UpstreamCallsConfig:
@@ -126,12 +132,12 @@ def run(env: BenchEnvironment, config: UpstreamCallsConfig | None = None) -> Ben
         )
     return BenchResult(
         key="upstream_calls",
-        title="Paid upstream calls",
+        title=TITLE,
         headline=(
             f"{ours.upstream} calls for {naive:,} requests ({ours.upstream / naive:.1%} of the "
             f"naive {naive:,}) from {distinct} distinct searches"
         ),
-        target=f"= {distinct} (one per distinct search)",
+        target=config.target,
         met=ours.upstream == distinct,
         figures=figures,
         notes=notes,

@@ -79,6 +79,6 @@ def test_committed_page_reports_all_five_with_command_and_machine() -> None:
     assert "**Machine:**" in page
     assert "**Date:**" in page
     rows = _table_rows(page)
-    assert [row[1] for row in rows] == [title for title, _ in BENCHMARKS.values()]
+    assert [row[1] for row in rows] == [module.TITLE for module, _ in BENCHMARKS.values()]
     for row in rows:
         assert row[2] not in ("", "not measured"), f"{row[1]} has no figure"
