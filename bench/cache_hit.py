@@ -20,11 +20,11 @@ import json
 from dataclasses import dataclass
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench.environment import BenchEnvironment
 from bench.load import WrkResult, run_wrk
 from bench.report import BenchError, BenchResult, median
+from infra.ops.diagnose import parse_metrics, series
 from tests.support.processes import Server
 
 SEARCH = {"jobTitle": "python developer", "city": "Austin", "country": "US", "jobType": "Full-time"}
@@ -57,16 +57,12 @@ class CacheHitConfig:
 
 def cache_lookups(base_url: str) -> dict[str, float]:
     """jobsearch_cache_lookups_total for jsearch, by result, from /metrics."""
-    text = httpx.get(f"{base_url}/metrics", timeout=10).text
-    counts: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name != "jobsearch_cache_lookups":
-            continue
-        for sample in family.samples:
-            if sample.name.endswith("_total") and sample.labels.get("source") == "jsearch":
-                result = sample.labels["result"]
-                counts[result] = counts.get(result, 0.0) + sample.value
-    return counts
+    metrics = parse_metrics(httpx.get(f"{base_url}/metrics", timeout=10).text)
+    return {
+        result: series(metrics, "jobsearch_cache_lookups_total", source="jsearch", result=result)
+        or 0.0
+        for result in ("hit", "miss")
+    }
 
 
 def _prime(base_url: str) -> dict[str, object]:

@@ -159,18 +159,25 @@ def fetch_metrics(http: httpx.Client, url: str) -> tuple[Check, Metrics | None]:
         return Check("metrics", "pass", detail, {"status_code": status}), None
     if status != 200:
         return Check("metrics", "warn", f"GET /metrics answered {status}", {}), None
-    metrics: Metrics = {}
     try:
-        for family in text_string_to_metric_families(fetched.response.text):
-            for sample in family.samples:
-                key = tuple(sorted(sample.labels.items()))
-                metrics.setdefault(sample.name, {})[key] = float(sample.value)
+        metrics = parse_metrics(fetched.response.text)
     except ValueError as error:
         return Check("metrics", "warn", f"unreadable: {error}", {}), None
     return Check("metrics", "pass", f"{len(metrics)} series families read", {}), metrics
 
 
-def _series(metrics: Metrics | None, name: str, **labels: str) -> float | None:
+def parse_metrics(text: str) -> Metrics:
+    """Prometheus text as {sample name: {sorted labels: value}}; ValueError if unreadable."""
+    metrics: Metrics = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = tuple(sorted(sample.labels.items()))
+            metrics.setdefault(sample.name, {})[key] = float(sample.value)
+    return metrics
+
+
+def series(metrics: Metrics | None, name: str, **labels: str) -> float | None:
+    """The sum of a sample's values over the series carrying these labels; None if none."""
     if metrics is None:
         return None
     wanted = set(labels.items())
@@ -189,14 +196,14 @@ def source_checks(
             checks.append(Check(label, "warn", f"off: {setting} is not set", {"configured": False}))
             continue
         circuit = str(info.get("circuit", "closed"))
-        if circuit == "closed" and _series(metrics, "jobsearch_upstream_circuit_open", source=name):
+        if circuit == "closed" and series(metrics, "jobsearch_upstream_circuit_open", source=name):
             circuit = "open"  # another worker's breaker
-        quota = _series(metrics, "jobsearch_upstream_quota_remaining", source=name)
+        quota = series(metrics, "jobsearch_upstream_quota_remaining", source=name)
         if quota is None and info.get("quota_remaining") is not None:
             quota = float(info["quota_remaining"])
         refused: dict[str, int] = {}
         for outcome in ("quota_exhausted", "rate_limited", "rejected"):
-            count = _series(
+            count = series(
                 metrics, "jobsearch_upstream_requests_total", source=name, outcome=outcome
             )
             if count:
