@@ -117,24 +117,33 @@ def _replace(load: BackgroundLoad, image: str, action: Callable[[], object]) -> 
     )
 
 
+def _under_load(
+    url: str, config: RolloutConfig, replacements_of: Callable[[BackgroundLoad], list[Replacement]]
+) -> Measured:
+    """Steady load through the proxy; `replacements_of` runs under it, then a little more
+    load follows, so that requests to whatever replaced the replicas must succeed too."""
+    with BackgroundLoad(url, load_calls(), concurrency=config.concurrency, resend=True) as load:
+        load.wait_for(50)
+        replacements = replacements_of(load)
+        load.wait_for(load.total + 50)
+    return Measured.of(load, replacements)
+
+
 def measure_rollouts(
     runner: LocalRunner, url: str, images: list[str], config: RolloutConfig
 ) -> Measured:
     """Roll through `images` in turn under load until `min_requests` were sent during rollouts."""
 
-    replacements: list[Replacement] = []
-    with BackgroundLoad(url, load_calls(), concurrency=config.concurrency, resend=True) as load:
-        load.wait_for(50)
-        turn = 0
-        while turn < config.max_rollouts and (
-            turn == 0 or sum(item.requests for item in replacements) < config.min_requests
+    def rollouts(load: BackgroundLoad) -> list[Replacement]:
+        replacements: list[Replacement] = []
+        while len(replacements) < config.max_rollouts and (
+            not replacements or sum(item.requests for item in replacements) < config.min_requests
         ):
-            image = images[turn % len(images)]
+            image = images[len(replacements) % len(images)]
             replacements.append(_replace(load, image, functools.partial(runner.rollout, image)))
-            turn += 1
-        # And a little after the last one: requests to the new generation must succeed too.
-        load.wait_for(load.total + 50)
-    return Measured.of(load, replacements)
+        return replacements
+
+    return _under_load(url, config, rollouts)
 
 
 def measure_stop_then_start(
@@ -148,11 +157,7 @@ def measure_stop_then_start(
             container.remove(force=True)
         runner.rollout(image)
 
-    with BackgroundLoad(url, load_calls(), concurrency=config.concurrency, resend=True) as load:
-        load.wait_for(50)
-        replacement = _replace(load, image, stop_then_start)
-        load.wait_for(load.total + 50)
-    return Measured.of(load, [replacement])
+    return _under_load(url, config, lambda load: [_replace(load, image, stop_then_start)])
 
 
 def measure_proxy_reloads(runner: LocalRunner, url: str, config: RolloutConfig) -> Measured:
@@ -166,11 +171,7 @@ def measure_proxy_reloads(runner: LocalRunner, url: str, config: RolloutConfig) 
                 raise BenchError(f"caddy reload failed: {result.output!r:.200}")
             time.sleep(1.0)
 
-    with BackgroundLoad(url, load_calls(), concurrency=config.concurrency, resend=True) as load:
-        load.wait_for(50)
-        replacement = _replace(load, "(none)", reloads)
-        load.wait_for(load.total + 50)
-    return Measured.of(load, [replacement])
+    return _under_load(url, config, lambda load: [_replace(load, "(none)", reloads)])
 
 
 @dataclass(frozen=True)
