@@ -2,12 +2,20 @@
 
 This class is the single list of settings: `.env.example` and the README's
 settings table are checked against it by tests/service/test_settings.py.
+
+Where a value comes from, first found wins: the process environment, then a
+`.env` file in the working directory, then a secret file in SECRETS_DIR (Docker
+secrets: one file per setting, named like its variable, e.g.
+/run/secrets/DATABASE_URL), then the default. So `make run` keeps working from
+the environment and `.env`, and in a container a variable set by hand
+overrides the mounted secret.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Literal
 
 from limits import parse as parse_rate_limit
@@ -25,15 +33,24 @@ from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
+    SecretsSettingsSource,
     SettingsConfigDict,
 )
 
 AppEnv = Literal["development", "staging", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
+# Where Docker (Swarm) mounts secrets: RAPID_API_KEY, THEIRSTACK_API_KEY,
+# DATABASE_URL and SENTRY_DSN arrive there as files, one per setting, named like
+# the variable. pydantic-settings strips the value, so a trailing newline (as
+# `echo ... | docker secret create` leaves) is not part of it. Used only when it
+# exists: pydantic-settings warns about a missing directory, and a host (`make
+# run`, the tests) has none. Tests point it elsewhere with `Settings(_secrets_dir=...)`.
+SECRETS_DIR = Path("/run/secrets")
+
 
 class Settings(BaseSettings):
-    """Service configuration, read from the environment (and a `.env` file)."""
+    """Service configuration, read from the environment, a `.env` file and secret files."""
 
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -153,6 +170,25 @@ class Settings(BaseSettings):
             return None
         return value
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # pydantic-settings' own order (see the module docstring): environment, .env,
+        # then secret files. The directory is `_secrets_dir` when one is given, else
+        # SECRETS_DIR, and only if it exists, so that no warning is printed.
+        if isinstance(file_secret_settings, SecretsSettingsSource):
+            wanted = file_secret_settings.secrets_dir or SECRETS_DIR
+            listed = [wanted] if isinstance(wanted, (str, Path)) else list(wanted)
+            existing = [directory for directory in listed if Path(directory).is_dir()]
+            file_secret_settings.secrets_dir = existing or None
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
+
     @property
     def secret_values(self) -> list[str]:
         """Every secret string, so that log redaction can scrub them."""
@@ -171,7 +207,7 @@ class Settings(BaseSettings):
 
 
 def settings_from(values: Mapping[str, object]) -> Settings:
-    """Settings from these values alone: no environment variable, no .env file.
+    """Settings from these values alone: no environment variable, no .env file, no secret file.
 
     For checking settings meant for somewhere else (a stack's containers), which
     the machine doing the check must not colour. model_validate would not do:

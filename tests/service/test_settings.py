@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from jobsearch import settings as settings_module
 from jobsearch.settings import Settings, describe_validation_error, settings_from
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,3 +133,109 @@ def test_settings_from_reads_the_given_values_alone_and_blank_means_unset(
     assert settings.log_level == Settings.model_fields["log_level"].default
     assert settings.workers == Settings.model_fields["workers"].default
     assert settings.port == Settings.model_fields["port"].default
+
+
+# Secret files, as Docker mounts them: /run/secrets/<VARIABLE>, usually with a trailing newline.
+SECRET_NAMES = ("RAPID_API_KEY", "THEIRSTACK_API_KEY", "DATABASE_URL", "SENTRY_DSN")
+
+
+@pytest.fixture
+def no_setting_in_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No setting in the environment and no .env: a working directory of the test's own."""
+    for name in _setting_names():
+        monkeypatch.delenv(name, raising=False)
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    return workdir
+
+
+def _write_secrets(directory: Path, values: dict[str, str]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, value in values.items():
+        path = directory / name
+        path.write_text(value + "\n")
+        path.chmod(0o400)
+    return directory
+
+
+def test_secrets_are_read_from_files_without_their_trailing_newline(
+    tmp_path: Path, no_setting_in_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets_dir = _write_secrets(
+        tmp_path / "secrets",
+        {
+            "RAPID_API_KEY": "rapid-from-file",
+            "THEIRSTACK_API_KEY": "theirstack-from-file",
+            "DATABASE_URL": "postgresql://app:s3cret@db.example.com:5432/postgres",
+            "SENTRY_DSN": "https://public@sentry.example.com/1",
+        },
+    )
+    # The default directory (/run/secrets in a container), pointed here.
+    monkeypatch.setattr(settings_module, "SECRETS_DIR", secrets_dir)
+    for settings in (Settings(), Settings(_secrets_dir=secrets_dir)):
+        assert settings.rapid_api_key is not None
+        assert settings.rapid_api_key.get_secret_value() == "rapid-from-file"
+        assert settings.theirstack_api_key is not None
+        assert settings.theirstack_api_key.get_secret_value() == "theirstack-from-file"
+        assert settings.database_url is not None
+        assert settings.database_url.get_secret_value() == (
+            "postgresql://app:s3cret@db.example.com:5432/postgres"
+        )
+        assert settings.sentry_dsn is not None
+        assert settings.sentry_dsn.get_secret_value() == "https://public@sentry.example.com/1"
+
+
+def test_environment_and_dot_env_override_a_secret_file(
+    tmp_path: Path, no_setting_in_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets_dir = _write_secrets(
+        tmp_path / "secrets", {"RAPID_API_KEY": "from-file", "SENTRY_DSN": "https://f@s.example/1"}
+    )
+    monkeypatch.setenv("RAPID_API_KEY", "from-env")
+    (no_setting_in_env / ".env").write_text("SENTRY_DSN=https://dotenv@s.example/2\n")
+    settings = Settings(_secrets_dir=secrets_dir)
+    assert settings.rapid_api_key is not None
+    assert settings.rapid_api_key.get_secret_value() == "from-env"
+    assert settings.sentry_dsn is not None
+    assert settings.sentry_dsn.get_secret_value() == "https://dotenv@s.example/2"
+
+
+def test_a_missing_secrets_directory_is_silent(
+    tmp_path: Path, no_setting_in_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "no-such-dir"
+    monkeypatch.setattr(settings_module, "SECRETS_DIR", missing)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert Settings().rapid_api_key is None
+        assert Settings(_secrets_dir=missing).rapid_api_key is None
+
+
+def test_a_bad_database_url_in_a_secret_file_is_named_and_not_echoed(
+    tmp_path: Path, no_setting_in_env: Path
+) -> None:
+    secrets_dir = _write_secrets(
+        tmp_path / "secrets", {"DATABASE_URL": "mysql://app:hunter2@db.example.com/x"}
+    )
+    with pytest.raises(ValidationError) as caught:
+        Settings(_secrets_dir=secrets_dir)
+    line = describe_validation_error(caught.value)
+    assert "DATABASE_URL" in line
+    assert "hunter2" not in line
+    assert "hunter2" not in str(caught.value)
+
+
+def test_settings_from_ignores_secret_files(
+    tmp_path: Path, no_setting_in_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = {name: f"https://{name.lower()}@example.com/1" for name in SECRET_NAMES}
+    values["DATABASE_URL"] = "postgresql://app:pw@db.example.com/postgres"
+    secrets_dir = _write_secrets(tmp_path / "secrets", values)
+    monkeypatch.setattr(settings_module, "SECRETS_DIR", secrets_dir)
+    assert Settings().rapid_api_key is not None, "the directory is read by Settings"
+    settings = settings_from({"APP_ENV": "staging"})
+    assert settings.rapid_api_key is None
+    assert settings.theirstack_api_key is None
+    assert settings.database_url is None
+    assert settings.sentry_dsn is None
