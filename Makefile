@@ -39,7 +39,7 @@ lint: $(INSTALLED)
 	$(BIN)/hadolint service/Dockerfile tests/images/*/Dockerfile
 	$(BIN)/actionlint
 	$(BIN)/zizmor --offline --min-severity low .github/workflows
-	$(BIN)/squawk service/migrations/*.sql
+	$(BIN)/squawk service/supabase/migrations/*.sql
 
 ## bench: run the benchmarks under bench/ and rewrite docs/benchmarks.md.
 bench: $(INSTALLED)

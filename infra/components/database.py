@@ -1,16 +1,19 @@
 """The cache database: versioned migrations, and the service's own least-privilege login.
 
 Supabase is not a resource this stack creates; what the stack owns is the
-schema in it. A Pulumi dynamic provider applies service/migrations with
-infra/migrations.py from the deploying machine, over the stack's connection
-string (a secret):
+schema in it. A Pulumi dynamic provider applies service/supabase/migrations
+(the Supabase CLI's layout) with infra/migrations.py from the deploying
+machine, over the stack's connection string (a secret), and records them where
+`supabase migration list` reads them:
 - preview (`diff`) connects and reports a change when a migration is
-  pending, and fails on a migration edited after it was applied; the
+  pending or the service's role cannot log in (`rolcanlogin`), and fails on a
+  migration edited after it was applied; the
   `migrations` input lists every file with its checksum, so the preview also
   shows which files are new;
 - `pulumi up` (`create`/`update`) applies the pending migrations in order,
   each in its own transaction under an advisory lock, then lets the service's
-  role `jobsearch_app` log in with its password (a secret);
+  role `jobsearch_app` log in with its password (a secret), sent as a SCRAM
+  verifier computed here, never in plain text;
 - deleting the resource leaves the database alone: data outlives stacks.
 
 The service's DATABASE_URL is that role's login, never the migrating user's.
@@ -72,7 +75,7 @@ class MigrationsProvider(pulumi.dynamic.ResourceProvider):
     """Applies the migrations; runs in the Pulumi engine's dynamic-provider process.
 
     Pickled by reference (module and class name), so the deploying checkout's
-    code is what runs. `directory` is for tests; None means service/migrations.
+    code is what runs. `directory` is for tests; None means service/supabase/migrations.
     """
 
     def __init__(self, directory: str | None = None) -> None:
@@ -108,8 +111,13 @@ class MigrationsProvider(pulumi.dynamic.ResourceProvider):
             for name in ("database_url", "app_password", "migrations")
             if olds.get(name) != news.get(name)
         ]
+        # Someone (a restore, a runbook, `ops migrations apply`) may have left the
+        # role without LOGIN while nothing else changed: `up` must give it back.
+        url = str(news["database_url"])
+        with self._errors_named(url, str(news.get("app_password", ""))):
+            locked_out = not migrations.app_role_can_log_in(url)
         return pulumi.dynamic.DiffResult(
-            changes=bool(pending or changed), replaces=[], delete_before_replace=False
+            changes=bool(pending or changed or locked_out), replaces=[], delete_before_replace=False
         )
 
     def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
@@ -131,7 +139,13 @@ class MigrationsProvider(pulumi.dynamic.ResourceProvider):
         url = str(props["database_url"])
         self._check_files(props)
         with self._errors_named(url, str(props.get("app_password", ""))):
-            return migrations.status(url, self.directory).pending
+            status = migrations.status(url, self.directory)
+        if status.unknown:
+            raise migrations.MigrationError(
+                f"the database's migration history has {', '.join(status.unknown)}, which "
+                "the checkout lacks; add those files (`supabase migration fetch`) first"
+            )
+        return status.pending
 
     def _check_files(self, props: dict[str, Any]) -> None:
         expected = props.get("migrations")
@@ -215,7 +229,7 @@ class DatabaseArgs:
     admin_url: pulumi.Input[str]
     # Given to the service's role; the service logs in with it.
     app_password: pulumi.Input[str]
-    # The migration files; None means service/migrations.
+    # The migration files; None means service/supabase/migrations.
     directory: Path | None = None
 
 

@@ -1,4 +1,7 @@
-"""`ops migrations status|apply`: the cache database's schema against service/migrations/.
+"""`ops migrations status|apply`: the cache database against service/supabase/migrations/.
+
+The history is Supabase's (`supabase migration list --workdir service` shows the
+same), with our checksums beside it: an edited, applied file is refused.
 
 The connection string comes from --database-url or, better (it then stays
 out of the shell history and `ps`), from the DATABASE_URL environment
@@ -77,11 +80,20 @@ def run_status(args: argparse.Namespace) -> int:
     masked = mask_database_url(url)
     emit(
         args,
-        {"database": masked, "applied": result.applied, "pending": result.pending},
+        {
+            "database": masked,
+            "applied": result.applied,
+            "pending": result.pending,
+            "unknown": result.unknown,
+        },
         [
             f"database {masked}",
             *(f"  applied  {name}" for name in result.applied),
             *(f"  PENDING  {name}" for name in result.pending),
+            *(
+                f"  UNKNOWN  {version} (in the database's history, no file here)"
+                for version in result.unknown
+            ),
             f"{len(result.applied)} applied, {len(result.pending)} pending",
         ],
     )

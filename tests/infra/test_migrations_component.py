@@ -30,6 +30,7 @@ from tests.support.postgres import scratch_database
 
 PASSWORD = "Sc-ratch-App-Password/with:odd@chars"
 FILES = sorted(path.name for path in migrations.MIGRATIONS_DIR.glob("*.sql"))
+NEW = "20991231000000_cache_note.sql"
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def admin_url() -> Iterator[str]:
 
 @pytest.fixture
 def directory(tmp_path: Path) -> Path:
-    """A copy of service/migrations that a test may add to or edit."""
+    """A copy of service/supabase/migrations that a test may add to or edit."""
     copy = tmp_path / "migrations"
     shutil.copytree(migrations.MIGRATIONS_DIR, copy)
     return copy
@@ -58,7 +59,7 @@ def inputs(admin_url: str, directory: Path, password: str = PASSWORD) -> dict[st
 def history(admin_url: str) -> list[tuple[str, str]]:
     with psycopg.connect(admin_url) as connection:
         rows = connection.execute(
-            f"select version, checksum from {migrations.HISTORY_TABLE} order by version"
+            f"select version, checksum from {migrations.CHECKSUM_TABLE} order by version"
         ).fetchall()
     return [(str(version), str(checksum)) for version, checksum in rows]
 
@@ -96,7 +97,8 @@ def test_create_applies_every_migration_and_lets_the_service_role_in(
     assert result.outs["applied"] == FILES
     assert result.outs["applied_now"] == FILES
     assert history(admin_url) == [
-        (name[:4], checksum) for name, checksum in sorted(migration_checksums(directory).items())
+        (name.partition("_")[0], checksum)
+        for name, checksum in sorted(migration_checksums(directory).items())
     ]
     assert scram_matches(admin_url, "jobsearch_app", PASSWORD)
     assert not scram_matches(admin_url, "jobsearch_app", PASSWORD + "x")
@@ -142,14 +144,14 @@ def test_preview_shows_a_new_migration_as_pending_and_up_applies_it(
     provider = MigrationsProvider(str(directory))
     created = provider.create(inputs(admin_url, directory))
     assert created.outs is not None
-    new = directory / "0099_cache_note.sql"
+    new = directory / NEW
     new.write_text("comment on column public.job_cache.source is 'jsearch or theirstack';\n")
     planned = inputs(admin_url, directory)
-    assert provider.pending(planned) == ["0099_cache_note.sql"]
+    assert provider.pending(planned) == [NEW]
     assert provider.diff(created.id, created.outs, planned).changes is True
     updated = provider.update(created.id, created.outs, planned)
     assert updated.outs is not None
-    assert updated.outs["applied_now"] == ["0099_cache_note.sql"]
+    assert updated.outs["applied_now"] == [NEW]
     assert provider.pending(planned) == []
 
 
@@ -162,10 +164,13 @@ def test_pending_migrations_show_even_when_the_files_did_not_change(
     created = provider.create(inputs(admin_url, directory))
     assert created.outs is not None
     with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f"delete from {migrations.HISTORY_TABLE} where version = '0002'")
+        connection.execute(
+            f"delete from {migrations.HISTORY_TABLE} where version = %s",
+            (FILES[1].partition("_")[0],),
+        )
         connection.execute("drop policy jobsearch_app_all on public.job_cache")
     planned = inputs(admin_url, directory)
-    assert provider.pending(planned) == ["0002_app_role.sql"]
+    assert provider.pending(planned) == [FILES[1]]
     assert provider.diff(created.id, created.outs, planned).changes is True
 
 
@@ -176,11 +181,11 @@ def test_an_edited_migration_is_refused_at_preview_and_at_up(
     created = provider.create(inputs(admin_url, directory))
     assert created.outs is not None
     before = history(admin_url)
-    edited = directory / "0001_job_cache.sql"
+    edited = directory / FILES[0]
     edited.write_text(edited.read_text() + "\n-- an afterthought\n")
     planned = inputs(admin_url, directory)
     with pytest.raises(
-        migrations.MigrationError, match=r"0001_job_cache\.sql was edited after it was applied"
+        migrations.MigrationError, match=rf"{FILES[0]} was edited after it was applied"
     ):
         provider.diff(created.id, created.outs, planned)
     with pytest.raises(migrations.MigrationError, match="edited after it was applied"):
@@ -191,7 +196,7 @@ def test_an_edited_migration_is_refused_at_preview_and_at_up(
 def test_files_changed_between_preview_and_up_are_refused(admin_url: str, directory: Path) -> None:
     provider = MigrationsProvider(str(directory))
     planned = inputs(admin_url, directory)
-    (directory / "0099_late.sql").write_text("select 1;\n")
+    (directory / "20991231000000_late.sql").write_text("select 1;\n")
     with pytest.raises(
         migrations.MigrationError, match="differ from the ones this deployment was planned with"
     ):
@@ -201,7 +206,7 @@ def test_files_changed_between_preview_and_up_are_refused(admin_url: str, direct
 
 def _has_history(admin_url: str) -> bool:
     with psycopg.connect(admin_url) as connection:
-        row = connection.execute("select to_regclass(%s)", (migrations.HISTORY_TABLE,)).fetchone()
+        row = connection.execute("select to_regclass(%s)", (migrations.CHECKSUM_TABLE,)).fetchone()
     return row is not None and row[0] is not None
 
 
@@ -277,3 +282,118 @@ def test_the_default_provider_pickles_without_a_path() -> None:
 def test_the_app_url_swaps_only_the_credentials(admin: str, expected: str) -> None:
     quoted = "Sc-ratch-App-Password%2Fwith%3Aodd%40chars"
     assert app_database_url(admin, PASSWORD) == expected.format(pw=quoted)
+
+
+def test_preview_shows_a_change_when_the_service_role_lost_its_login(
+    admin_url: str, directory: Path
+) -> None:
+    # Review L12: after a restore or `ops migrations apply`, nothing else changed,
+    # yet the role cannot log in; `pulumi up` must give LOGIN back.
+    provider = MigrationsProvider(str(directory))
+    created = provider.create(inputs(admin_url, directory))
+    assert created.outs is not None
+    assert provider.diff(created.id, created.outs, inputs(admin_url, directory)).changes is False
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute("alter role jobsearch_app nologin")
+    assert not migrations.app_role_can_log_in(admin_url)
+    assert provider.diff(created.id, created.outs, inputs(admin_url, directory)).changes is True
+    provider.update(created.id, created.outs, inputs(admin_url, directory))
+    assert migrations.app_role_can_log_in(admin_url)
+    assert scram_matches(admin_url, "jobsearch_app", PASSWORD)
+
+
+@pytest.mark.parametrize("role", ["anon", "authenticated"])
+def test_the_migration_history_is_out_of_reach_of_supabase_public_roles(
+    admin_url: str, directory: Path, role: str
+) -> None:
+    # Review L3: even where default privileges grant every new table to them.
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute("alter default privileges grant all on tables to anon, authenticated")
+        connection.execute("alter default privileges grant all on schemas to anon, authenticated")
+    MigrationsProvider(str(directory)).create(inputs(admin_url, directory))
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        row = connection.execute(
+            "select relrowsecurity, relforcerowsecurity from pg_class where oid = %s::regclass",
+            (migrations.CHECKSUM_TABLE,),
+        ).fetchone()
+        assert row == (True, True)
+        connection.execute(f"set role {role}")
+        for table in (migrations.CHECKSUM_TABLE, migrations.HISTORY_TABLE):
+            for statement in (f"select * from {table}", f"truncate {table}"):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    connection.execute(statement)
+        connection.execute("reset role")
+    assert len(history(admin_url)) == len(FILES)
+
+
+def _migrate_the_old_way(admin_url: str, directory: Path) -> None:
+    """What the code before the Supabase layout did: NNNN_name.sql, history in public."""
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(
+            "create table jobsearch_schema_migrations (version text primary key, "
+            "name text not null, checksum text not null, "
+            "applied_at timestamptz not null default now())"
+        )
+        for number, migration in enumerate(migrations.discover(directory), start=1):
+            with connection.transaction():
+                connection.execute(migration.sql.encode())
+                connection.execute(
+                    "insert into jobsearch_schema_migrations (version, name, checksum) "
+                    "values (%s, %s, %s)",
+                    (f"{number:04d}", migration.name, migration.checksum),
+                )
+
+
+def test_a_database_migrated_under_the_old_history_is_carried_over(
+    admin_url: str, directory: Path
+) -> None:
+    _migrate_the_old_way(admin_url, directory)
+    provider = MigrationsProvider(str(directory))
+    assert provider.pending(inputs(admin_url, directory)) == []
+    # Re-running 20261128154045_job_cache.sql would fail: the table exists.
+    created = provider.create(inputs(admin_url, directory))
+    assert created.outs is not None
+    assert created.outs["applied_now"] == []
+    assert created.outs["applied"] == FILES
+    assert history(admin_url) == [
+        (name.partition("_")[0], checksum)
+        for name, checksum in sorted(migration_checksums(directory).items())
+    ]
+    with psycopg.connect(admin_url) as connection:
+        versions = connection.execute(
+            f"select version, name from {migrations.HISTORY_TABLE} order by version"
+        ).fetchall()
+        assert versions == [tuple(name.removesuffix(".sql").split("_", 1)) for name in FILES]
+        assert not _exists(connection, migrations.LEGACY_HISTORY_TABLE)
+
+
+def test_an_edited_file_is_refused_when_carrying_the_old_history_over(
+    admin_url: str, directory: Path
+) -> None:
+    _migrate_the_old_way(admin_url, directory)
+    edited = directory / FILES[1]
+    edited.write_text(edited.read_text() + "\n-- an afterthought\n")
+    with pytest.raises(migrations.MigrationError, match=rf"{FILES[1]} was edited"):
+        MigrationsProvider(str(directory)).create(inputs(admin_url, directory))
+    with psycopg.connect(admin_url) as connection:
+        assert _exists(connection, migrations.LEGACY_HISTORY_TABLE), "old history kept"
+
+
+def test_a_version_in_the_history_with_no_file_is_refused(admin_url: str, directory: Path) -> None:
+    provider = MigrationsProvider(str(directory))
+    created = provider.create(inputs(admin_url, directory))
+    assert created.outs is not None
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(
+            f"insert into {migrations.HISTORY_TABLE} (version, name) "
+            "values ('20991231000000', 'from_studio')"
+        )
+    with pytest.raises(migrations.MigrationError, match="20991231000000"):
+        provider.diff(created.id, created.outs, inputs(admin_url, directory))
+    with pytest.raises(migrations.MigrationError, match="supabase migration fetch"):
+        provider.update(created.id, created.outs, inputs(admin_url, directory))
+
+
+def _exists(connection: psycopg.Connection[tuple[object, ...]], table: str) -> bool:
+    row = connection.execute("select to_regclass(%s)", (table,)).fetchone()
+    return row is not None and row[0] is not None

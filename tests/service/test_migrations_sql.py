@@ -49,8 +49,9 @@ def test_the_service_role_can_use_the_cache_and_nothing_more(migrated_database: 
             connection.execute("create table public.sneaky (id int)")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             connection.execute("drop table job_cache")
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            connection.execute(f"select * from {migrations.HISTORY_TABLE}")
+        for table in (migrations.HISTORY_TABLE, migrations.CHECKSUM_TABLE):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                connection.execute(f"select * from {table}")
 
 
 def test_lookup_and_purge_are_served_by_indexes(migrated_database: str) -> None:
@@ -77,7 +78,7 @@ def test_constraints_refuse_bad_rows(migrated_database: str) -> None:
 
 
 def test_runner_is_idempotent_and_refuses_an_edited_migration(tmp_path: Path) -> None:
-    directory = tmp_path / "migrations"
+    directory = tmp_path / "supabase" / "migrations"
     shutil.copytree(migrations.MIGRATIONS_DIR, directory)
     with scratch_database() as url:
         applied = migrations.apply(url, directory)
@@ -90,6 +91,6 @@ def test_runner_is_idempotent_and_refuses_an_edited_migration(tmp_path: Path) ->
         with pytest.raises(migrations.MigrationError, match=first.name):
             migrations.apply(url, directory)
 
-        (directory / "0099_extra.sql").write_text("select 1;\n")
+        (directory / "20991231000000_extra.sql").write_text("select 1;\n")
         first.write_text(first.read_text().removesuffix("\n-- an innocent edit\n"))
-        assert migrations.status(url, directory).pending == ["0099_extra.sql"]
+        assert migrations.status(url, directory).pending == ["20991231000000_extra.sql"]

@@ -82,13 +82,14 @@ def test_an_edited_migration_is_reported(empty_database: str, ops: OpsRunner) ->
     migrations.apply(empty_database)
     with psycopg.connect(empty_database, autocommit=True) as connection:
         connection.execute(
-            f"update {migrations.HISTORY_TABLE} set checksum = 'edited' where version = '0001'"
+            f"update {migrations.CHECKSUM_TABLE} set checksum = 'edited' where version = %s",
+            (ALL[0].partition("_")[0],),
         )
 
     result = ops("migrations", "status", "--database-url", empty_database)
 
     assert result.code == 1
-    assert "was edited after it was applied" in result.error_line
+    assert f"{ALL[0]} was edited after it was applied" in result.error_line
 
 
 def test_no_database_at_all_says_how_to_give_one(
