@@ -10,6 +10,7 @@ from waiting on a dead database until a probe finds it back.
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from cachetools import TTLCache
@@ -79,7 +80,10 @@ class PostgresCache:
     def __init__(self, conninfo: str, *, ttl_minutes: int, max_connections: int = 10) -> None:
         self.ttl_minutes = ttl_minutes
         self.breaker = CircuitBreaker(
-            failure_threshold=1, reset_after_seconds=RETRY_DATABASE_AFTER_SECONDS
+            failure_threshold=1,
+            reset_after_seconds=RETRY_DATABASE_AFTER_SECONDS,
+            # Twice the longest a statement may take: a pool wait, then the statement.
+            trial_timeout_seconds=2 * (POOL_WAIT_SECONDS + STATEMENT_TIMEOUT_MS / 1000),
         )
         self.pool = AsyncConnectionPool(
             conninfo,
@@ -148,8 +152,19 @@ class PostgresCache:
         fetch: bool = False,
         probe: bool = False,
     ) -> tuple[Any, ...] | None:
-        if not probe and not self.breaker.allow():
+        if probe:
+            # A probe goes even while the breaker refuses calls, and takes no trial.
+            guard: AbstractContextManager[None] = nullcontext()
+        elif self.breaker.allow():
+            guard = self.breaker.guard()  # ends a half-open trial however the call ends
+        else:
             raise CacheUnavailable("database skipped after a recent failure")
+        with guard:
+            return await self._execute(query, params, fetch=fetch)
+
+    async def _execute(
+        self, query: str, params: tuple[object, ...], *, fetch: bool
+    ) -> tuple[Any, ...] | None:
         try:
             async with self.pool.connection(timeout=POOL_WAIT_SECONDS) as connection:
                 cursor = await connection.execute(query, params)

@@ -6,7 +6,10 @@ Behaviour is scripted per source: each call takes the next scripted mode, and
 falls back to the default mode once the script is used up.
 
 Modes: ok, empty, slow, trickle, rate_limited, quota, server_error,
-malformed_json, wrong_shape, forbidden.
+malformed_json, wrong_shape, forbidden, bad_gzip (a 200 whose gzip body cannot be
+decoded), odd_quota_header (a good answer whose quota header is a digit `int()`
+refuses), status_error (JSearch's HTTP 200 with `"status": "ERROR"` and no data),
+infinite_salary (a salary of 1e400, which JSON readers take as infinity).
 """
 
 from __future__ import annotations
@@ -151,7 +154,32 @@ async def _answer(
         return JSONResponse({"unexpected": True})
     if mode == "forbidden":
         return JSONResponse({"message": "You are not subscribed to this API."}, status_code=403)
+    unusual = _unusual_answer(mode, ok_body)
+    if unusual is not None:
+        return unusual
     raise ValueError(f"unknown fake mode {mode}")
+
+
+def _unusual_answer(mode: str, ok_body: dict[str, Any]) -> Response | None:
+    """Answers that a client meets rarely, and must survive all the same."""
+    if mode == "bad_gzip":
+        headers = {"content-encoding": "gzip", "content-type": "application/json"}
+        return Response(b"this is not gzip at all", headers=headers)
+    if mode == "odd_quota_header":
+        # "\u00b2".isdigit() is True, yet int() refuses it; Latin-1 on the wire.
+        return JSONResponse(ok_body, headers={"x-ratelimit-requests-remaining": "\u00b2"})
+    if mode == "status_error":
+        return JSONResponse(dict(ok_body, status="ERROR", data=[]))
+    if mode == "infinite_salary":
+        # 1e400 is valid JSON; Python's json (and so httpx) reads it as float("inf").
+        marker = "__1e400__"
+        jobs = [
+            {**job, "job_min_salary": marker, "min_annual_salary_usd": marker}
+            for job in ok_body["data"]
+        ]
+        encoded = json.dumps(dict(ok_body, data=jobs)).replace(f'"{marker}"', "1e400")
+        return Response(encoded.encode(), media_type="application/json")
+    return None
 
 
 def build_app(state: FakeUpstreams) -> Starlette:

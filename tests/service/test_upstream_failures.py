@@ -49,6 +49,7 @@ def assert_error(response: httpx.Response, status: int, code: str) -> None:
         ("server_error", 502, "upstream_error", 3),
         ("malformed_json", 502, "upstream_malformed_response", 1),
         ("wrong_shape", 502, "upstream_malformed_response", 1),
+        ("bad_gzip", 502, "upstream_malformed_response", 1),
         ("forbidden", 502, "upstream_rejected", 1),
         ("quota", 503, "upstream_quota_exhausted", 1),
         ("rate_limited", 503, "upstream_rate_limited", 3),

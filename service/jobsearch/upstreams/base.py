@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -63,13 +64,25 @@ class _Retryable(Exception):
         self.error = error
 
 
+_COUNT = re.compile(r"[0-9]{1,12}")
+
+
+def parse_count(value: str | None) -> int | None:
+    """A header's non-negative whole number, or None when it is anything else."""
+    if value is None:
+        return None
+    value = value.strip()
+    return int(value) if _COUNT.fullmatch(value) else None
+
+
 def parse_retry_after(value: str | None) -> int | None:
     """Retry-After as whole seconds, from either of its two forms."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return int(value)
+    seconds = parse_count(value)
+    if seconds is not None:
+        return seconds
     try:
         moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -103,7 +116,9 @@ class UpstreamClient:
     ) -> None:
         self.http = http
         self.timeout_seconds = timeout_seconds
-        self.breaker = breaker or CircuitBreaker()
+        # A trial (one attempt at most: a failure ends it) outliving twice the
+        # attempt bound has been lost, and the next call becomes the trial.
+        self.breaker = breaker or CircuitBreaker(trial_timeout_seconds=2 * timeout_seconds)
         # As the upstream last reported it (RapidAPI's x-ratelimit-requests-remaining).
         self.quota_remaining: int | None = None
 
@@ -123,10 +138,12 @@ class UpstreamClient:
             reraise=True,
         )
         try:
-            async with asyncio.timeout(deadline - time.monotonic()):
-                async for attempt in retrying:
-                    with attempt:
-                        return await self._attempt(request, parse)
+            # The guard ends a half-open trial however this call ends.
+            with self.breaker.guard():
+                async with asyncio.timeout(deadline - time.monotonic()):
+                    async for attempt in retrying:
+                        with attempt:
+                            return await self._attempt(request, parse)
         except _Retryable as retryable:
             raise retryable.error from None
         except TimeoutError:
@@ -157,7 +174,13 @@ class UpstreamClient:
         except (TimeoutError, httpx.TimeoutException):
             self._record("timeout", healthy=False)
             raise UpstreamTimeout() from None
-        except httpx.TransportError as exc:
+        except httpx.DecodingError:
+            # A body its own Content-Encoding cannot decode: unreadable data.
+            self._record("malformed", healthy=False)
+            log.warning("upstream_undecodable_body", source=self.source)
+            raise UpstreamMalformed() from None
+        except httpx.HTTPError as exc:
+            # Any other failure of the exchange (transport, protocol, too many redirects).
             self._record("transport_error", healthy=False)
             log.warning("upstream_transport_error", source=self.source, error=type(exc).__name__)
             raise UpstreamServerError() from None
@@ -190,7 +213,7 @@ class UpstreamClient:
             raise UpstreamRejected()
         try:
             parsed = parse(response.json())
-        except (ValueError, ValidationError):
+        except (ValueError, ValidationError, RecursionError):
             self._record("malformed", healthy=False)
             log.warning("upstream_malformed_response", source=self.source, status=status)
             raise UpstreamMalformed() from None
@@ -202,10 +225,12 @@ class UpstreamClient:
         return False
 
     def _note_quota(self, headers: Mapping[str, str]) -> None:
-        remaining = headers.get("x-ratelimit-requests-remaining")
-        if remaining is not None and remaining.strip().isdigit():
-            self.quota_remaining = int(remaining)
-            UPSTREAM_QUOTA_REMAINING.labels(self.source).set(self.quota_remaining)
+        """Reads the plan's remaining count; a value that is not plain ASCII digits is
+        ignored (str.isdigit accepts "\u00b2", which int() refuses)."""
+        remaining = parse_count(headers.get("x-ratelimit-requests-remaining"))
+        if remaining is not None:
+            self.quota_remaining = remaining
+            UPSTREAM_QUOTA_REMAINING.labels(self.source).set(remaining)
 
     def _note_quota_exhausted(self) -> None:
         # TheirStack reports no remaining count, only 402 once credits are gone.
