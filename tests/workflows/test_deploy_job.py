@@ -161,6 +161,11 @@ def test_prod_deploys_exactly_what_staging_passed(pipeline: Pipeline) -> None:
     prod = pipeline.stacks()["prod"]
     assert prod["outputs"]["image_ref"] == NEW
     assert IMAGE_KEY not in prod["config"], "prod must promote, not pin"
+    # Prod's first preview is here, after the merge, in its approval-gated job.
+    prod_calls = [call[0] for call in pipeline.calls() if "prod" in call and call[0] != "stack"]
+    assert prod_calls.index("preview") < prod_calls.index("up")
+    preview = next(c for c in pipeline.calls() if c[0] == "preview" and "prod" in c)
+    assert preview[preview.index("--policy-pack") + 1] == "infra/policy"
 
 
 def test_prod_refuses_a_digest_staging_no_longer_runs(pipeline: Pipeline) -> None:
@@ -210,7 +215,7 @@ def test_without_pulumi_credentials_nothing_is_touched(pipeline: Pipeline) -> No
     run = pipeline.run("staging", NEW, secrets={})
 
     assert run.failed
-    assert "Set the repository variable PULUMI_ORGANIZATION" in run.log
+    assert "Set the staging environment's variable PULUMI_ORGANIZATION" in run.log
     assert pipeline.calls() == []
 
 

@@ -21,7 +21,7 @@ CI, DELIVER, DEPLOY, TEST = (
 )
 
 
-def test_pull_requests_run_the_tests_build_the_image_and_preview_both_stacks() -> None:
+def test_pull_requests_run_the_tests_build_the_image_and_preview_staging() -> None:
     assert set(CI.triggers) == {"pull_request"}
     assert CI.jobs["test"]["uses"] == "./.github/workflows/test.yml"
     steps = "\n".join(str(step.get("run", "")) for _, step in TEST.steps())
@@ -31,6 +31,7 @@ def test_pull_requests_run_the_tests_build_the_image_and_preview_both_stacks() -
     assert "docker build --file service/Dockerfile" in image
     preview = CI.jobs["preview"]
     assert preview["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    assert preview["environment"] == "staging-preview"
     assert preview["permissions"] == {
         "contents": "read",
         "id-token": "write",
@@ -113,15 +114,15 @@ def preview_bin(tmp_path: Path) -> Path:
     checkout(tmp_path / "checkout", "requirements-dev.lock")
     state = {
         "stacks": {
-            "staging": {"outputs": {}, "history": []},
-            "prod": {"outputs": {}, "history": [], "fail_preview": True},
+            "staging": {"outputs": {}, "history": [], "fail_preview": True},
+            "prod": {"outputs": {}, "history": []},
         }
     }
     (tmp_path / "state.json").write_text(json.dumps(state))
     return tmp_path
 
 
-def test_the_preview_step_previews_both_stacks_with_the_policy_pack(preview_bin: Path) -> None:
+def test_the_preview_step_previews_staging_with_the_policy_pack(preview_bin: Path) -> None:
     run = run_job(
         CI,
         "preview",
@@ -134,13 +135,12 @@ def test_the_preview_step_previews_both_stacks_with_the_policy_pack(preview_bin:
 
     calls = json.loads((preview_bin / "state.json").read_text())["calls"]
     previews = [call for call in calls if call[0] == "preview"]
-    assert [call[call.index("--stack") + 1] for call in previews] == ["staging", "prod"]
+    assert [call[call.index("--stack") + 1] for call in previews] == ["staging"]
     assert all(call[call.index("--policy-pack") + 1] == "infra/policy" for call in previews)
-    assert run.step("pulumi preview").outputs == {"failed": " prod"}
+    assert run.step("pulumi preview").outputs == {"failed": "staging"}
     assert run.step("Fail when a preview failed").outcome == "failure"
-    for stack in ("staging", "prod"):
-        written = (preview_bin / "checkout" / f"preview-{stack}.txt").read_text()
-        assert f"Previewing update ({stack})" in written
+    written = (preview_bin / "checkout" / "preview-staging.txt").read_text()
+    assert "Previewing update (staging)" in written
 
 
 COMMENT_HARNESS = r"""
@@ -167,7 +167,9 @@ new AsyncFunction('require', 'github', 'context', script)(require, github, conte
 """
 
 
-def _comment_calls(tmp_path: Path, comments: list[dict[str, Any]]) -> list[list[Any]]:
+def _comment_calls(
+    tmp_path: Path, comments: list[dict[str, Any]], failed: str = "staging"
+) -> list[list[Any]]:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is needed to run the github-script step")
@@ -175,12 +177,11 @@ def _comment_calls(tmp_path: Path, comments: list[dict[str, Any]]) -> list[list[
     (tmp_path / "script.js").write_text(step["with"]["script"])
     (tmp_path / "state.json").write_text(json.dumps({"comments": comments}))
     (tmp_path / "harness.js").write_text(COMMENT_HARNESS)
-    for stack in ("staging", "prod"):
-        (tmp_path / f"preview-{stack}.txt").write_text(f"Previewing update ({stack})\n```x```\n")
+    (tmp_path / "preview-staging.txt").write_text("Previewing update (staging)\n```x```\n")
     completed = subprocess.run(
         [node, "harness.js", "script.js", "state.json"],
         cwd=tmp_path,
-        env={"FAILED": " prod", "HEAD_SHA": "abc123", "PATH": "/usr/bin:/bin"},
+        env={"FAILED": failed, "HEAD_SHA": "abc123", "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         timeout=60,
@@ -195,8 +196,8 @@ def test_the_first_preview_creates_one_comment(tmp_path: Path) -> None:
     assert [call[0] for call in calls] == ["list", "create"]
     body = calls[1][2]
     assert body.startswith("<!-- jobsearch-pulumi-preview -->")
-    assert "### staging: ok" in body
-    assert "### prod: FAILED" in body
+    assert "### staging: FAILED" in body
+    assert "### prod" not in body
     assert "```x```" not in body  # the preview cannot close the code block early
 
 
