@@ -45,7 +45,8 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 # the variable. pydantic-settings strips the value, so a trailing newline (as
 # `echo ... | docker secret create` leaves) is not part of it. Used only when it
 # exists: pydantic-settings warns about a missing directory, and a host (`make
-# run`, the tests) has none. Tests point it elsewhere with `Settings(_secrets_dir=...)`.
+# run`, the tests) has none. Tests point it elsewhere by patching SECRETS_DIR;
+# `Settings(_secrets_dir=...)` takes precedence over it, under the same rule.
 SECRETS_DIR = Path("/run/secrets")
 
 

@@ -173,17 +173,17 @@ def test_secrets_are_read_from_files_without_their_trailing_newline(
     )
     # The default directory (/run/secrets in a container), pointed here.
     monkeypatch.setattr(settings_module, "SECRETS_DIR", secrets_dir)
-    for settings in (Settings(), Settings(_secrets_dir=secrets_dir)):
-        assert settings.rapid_api_key is not None
-        assert settings.rapid_api_key.get_secret_value() == "rapid-from-file"
-        assert settings.theirstack_api_key is not None
-        assert settings.theirstack_api_key.get_secret_value() == "theirstack-from-file"
-        assert settings.database_url is not None
-        assert settings.database_url.get_secret_value() == (
-            "postgresql://app:s3cret@db.example.com:5432/postgres"
-        )
-        assert settings.sentry_dsn is not None
-        assert settings.sentry_dsn.get_secret_value() == "https://public@sentry.example.com/1"
+    settings = Settings()
+    assert settings.rapid_api_key is not None
+    assert settings.rapid_api_key.get_secret_value() == "rapid-from-file"
+    assert settings.theirstack_api_key is not None
+    assert settings.theirstack_api_key.get_secret_value() == "theirstack-from-file"
+    assert settings.database_url is not None
+    assert settings.database_url.get_secret_value() == (
+        "postgresql://app:s3cret@db.example.com:5432/postgres"
+    )
+    assert settings.sentry_dsn is not None
+    assert settings.sentry_dsn.get_secret_value() == "https://public@sentry.example.com/1"
 
 
 def test_environment_and_dot_env_override_a_secret_file(
@@ -192,9 +192,10 @@ def test_environment_and_dot_env_override_a_secret_file(
     secrets_dir = _write_secrets(
         tmp_path / "secrets", {"RAPID_API_KEY": "from-file", "SENTRY_DSN": "https://f@s.example/1"}
     )
+    monkeypatch.setattr(settings_module, "SECRETS_DIR", secrets_dir)
     monkeypatch.setenv("RAPID_API_KEY", "from-env")
     (no_setting_in_env / ".env").write_text("SENTRY_DSN=https://dotenv@s.example/2\n")
-    settings = Settings(_secrets_dir=secrets_dir)
+    settings = Settings()
     assert settings.rapid_api_key is not None
     assert settings.rapid_api_key.get_secret_value() == "from-env"
     assert settings.sentry_dsn is not None
@@ -209,17 +210,17 @@ def test_a_missing_secrets_directory_is_silent(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert Settings().rapid_api_key is None
-        assert Settings(_secrets_dir=missing).rapid_api_key is None
 
 
 def test_a_bad_database_url_in_a_secret_file_is_named_and_not_echoed(
-    tmp_path: Path, no_setting_in_env: Path
+    tmp_path: Path, no_setting_in_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secrets_dir = _write_secrets(
         tmp_path / "secrets", {"DATABASE_URL": "mysql://app:hunter2@db.example.com/x"}
     )
+    monkeypatch.setattr(settings_module, "SECRETS_DIR", secrets_dir)
     with pytest.raises(ValidationError) as caught:
-        Settings(_secrets_dir=secrets_dir)
+        Settings()
     line = describe_validation_error(caught.value)
     assert "DATABASE_URL" in line
     assert "hunter2" not in line

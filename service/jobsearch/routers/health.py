@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from jobsearch.cache import CacheUnavailable
 from jobsearch.deps import RateLimiterDep, SearchServiceDep
+from jobsearch.server import draining
 
 router = APIRouter(tags=["health"])
 
@@ -19,12 +20,28 @@ QUOTA_LOW_BELOW = 50
 
 
 class HealthResponse(BaseModel):
-    status: Literal["healthy"]
+    status: Literal["healthy", "draining"]
 
 
-@router.get("/health", response_model=HealthResponse)
-async def health() -> dict[str, str]:
-    """Liveness: the process answers. Checks no dependency, by design."""
+@router.get(
+    "/health",
+    response_model=HealthResponse,
+    responses={
+        503: {
+            "model": HealthResponse,
+            "description": "Draining: this process is stopping; send new requests elsewhere.",
+        }
+    },
+)
+async def health() -> dict[str, str] | JSONResponse:
+    """Liveness: the process answers. Checks no dependency, by design.
+
+    503 "draining" once the process has received SIGTERM: it still serves requests
+    for a few seconds (jobsearch.server.DRAIN_SECONDS), while the proxy, whose
+    health check reads this, stops sending it new ones.
+    """
+    if draining():
+        return JSONResponse(status_code=503, content={"status": "draining"})
     return {"status": "healthy"}
 
 
