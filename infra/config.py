@@ -569,9 +569,7 @@ class StackConfig(BaseModel):
             acme_email=self.acme_email or None,
             http_port=self.http_port,
             https_port=self.https_port,
-            bind_address=self.bind_address,
             settings=self.service_settings(),
-            state_dir=self.state_dir,
             subnet_octet=self.subnet_octet,
             service_memory_mb=self.service_memory_mb,
         )

@@ -1,30 +1,34 @@
-"""What runs on a container host, described once as plain data.
+"""What runs on a swarm, described once as plain data.
 
-Both translators read this and nothing else:
-- `infra/local/` turns it into containers on the local Docker engine;
-- `infra/components/service.py` turns it into pulumi-docker resources.
-tests/infra/test_topology_drift.py checks that neither adds, drops or
-changes a property on its own.
+One translation reads this: `infra/swarm.py` turns each ServiceSpec into the
+Docker Engine's own service spec. The local run sends that spec to the engine
+as it is (infra/local/), and the stacks hand the very same spec to pulumi-docker
+(infra/components/service.py, through a schema adapter that a round-trip test
+keeps lossless).
 
 No Pulumi and no Docker here: only dataclasses and pure functions, so that
 the description can be tested, diffed and printed without either.
 
 The shape:
-- one user-defined bridge network with a fixed subnet, so the proxy has a
-  known address and the service trusts X-Forwarded-* from it alone;
-- N service replicas per generation. Each replica has its own network alias
-  (`api-<generation>-<n>`); the proxy lists them as static upstreams with
-  active health checks on /health. A rollout starts a new generation, waits
-  until it is healthy, rewrites the Caddyfile and reloads Caddy gracefully,
-  then stops the old generation, which finishes its in-flight requests;
-- Caddy in front: plain HTTP on a local port, or automatic HTTPS with HSTS
-  and an HTTP-to-HTTPS redirect when a domain is set;
+- one overlay network with a fixed subnet; the service trusts X-Forwarded-*
+  from that subnet alone, and only the proxy publishes ports;
+- the service, N replicas that the engine schedules and rolls out itself:
+  start-first, one at a time, health-gated, rolled back on failure. Every
+  service uses DNS round robin (`endpoint_mode: dnsrr`): the engine adds a
+  task to `tasks.<service>` only once its health check passes, and removes it
+  before it sends SIGTERM, so the proxy's resolver is its health gate;
+- Caddy in front, with dynamic upstreams (`tasks.<service>`, re-resolved every
+  second): no proxy reload at a rollout. Plain HTTP on a port, or automatic
+  HTTPS with HSTS when a domain is set; certificates live in a volume;
 - Redis, the rate-limit store shared by every worker of every replica;
 - for local runs only, Postgres (the stacks use Supabase).
+Credentials are Docker secrets, mounted as files for the service user alone;
+nothing secret is ever in a service's environment.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -41,9 +45,11 @@ SERVICE_UID = "10001:10001"
 REDIS_UID = "999:999"
 POSTGRES_UID = "999:999"
 
-# Settings that carry credentials. They never appear in `env`; translators
-# inject them from Pulumi secrets (stacks) or the local secrets file.
+# Settings that carry credentials. They never appear in `env`: each is a Docker
+# secret, mounted at SECRETS_DIR/<NAME>, which the service reads through
+# pydantic-settings' secrets support.
 SERVICE_SECRET_SETTINGS = ("RAPID_API_KEY", "THEIRSTACK_API_KEY", "DATABASE_URL", "SENTRY_DSN")
+SECRETS_DIR = "/run/secrets"
 
 LOCAL_POSTGRES_PORT = 55432
 LOCAL_DATABASE = "jobsearch"
@@ -52,6 +58,7 @@ LOCAL_DATABASE = "jobsearch"
 # developer's `make local` (names, subnet and ports all differ). "dev" is a
 # developer's own Pulumi stack (docs/pulumi.md), on their own Docker engine.
 Environment = Literal["local", "test", "dev", "staging", "prod"]
+Role = Literal["api", "proxy", "redis", "postgres"]
 
 
 @dataclass(frozen=True)
@@ -82,21 +89,49 @@ class HealthCheck:
 
 
 @dataclass(frozen=True)
-class PortMapping:
-    container_port: int
-    host_port: int
-    host_ip: str = "0.0.0.0"  # noqa: S104 - the proxy is the public entry point
+class Port:
+    """A port published on the node itself (`mode: host`): the swarm's routing
+    mesh needs IPVS, and host mode keeps the client's address for the proxy."""
+
+    target: int
+    published: int
     protocol: Literal["tcp", "udp"] = "tcp"
 
 
 @dataclass(frozen=True)
 class Mount:
-    """A bind mount from the host's state directory, or a named volume."""
+    """A named volume, or a tmpfs (`source` unused) of `size_mb`."""
 
     target: str
-    source: str
-    kind: Literal["bind", "volume"]
+    kind: Literal["volume", "tmpfs"]
+    source: str = ""
     read_only: bool = False
+    size_mb: int = 0
+    # A tmpfs is root's: a world-writable sticky directory lets a non-root user
+    # write. (Over a directory the image has, the engine keeps that one's mode.)
+    mode: int = 0o1777
+
+
+@dataclass(frozen=True)
+class FileMount:
+    """A Docker secret or config, mounted read-only as a file for one user."""
+
+    name: str  # the secret's or config's logical name (a setting, or "Caddyfile")
+    target: str
+    owner: str  # uid:gid
+    mode: int = 0o400
+
+
+@dataclass(frozen=True)
+class RolloutPolicy:
+    """How the engine replaces tasks (`update_config` and `rollback_config`)."""
+
+    order: Literal["start-first", "stop-first"]
+    monitor_seconds: int
+    failure_action: Literal["rollback", "pause", "continue"] = "rollback"
+    parallelism: int = 1
+    delay_seconds: int = 0
+    max_failure_ratio: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -117,27 +152,32 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class ContainerSpec:
-    role: Literal["api", "proxy", "redis", "postgres"]
+class ServiceSpec:
+    role: Role
     name: str
     image: str
     command: tuple[str, ...] | None
     env: Mapping[str, str]
-    secret_env: tuple[str, ...]
-    aliases: tuple[str, ...]
     user: str
     healthcheck: HealthCheck
     limits: Limits
-    stop_timeout_seconds: int
-    ipv4_address: str | None = None
-    ports: tuple[PortMapping, ...] = ()
+    replicas: int
+    update: RolloutPolicy
+    rollback: RolloutPolicy
+    # SIGTERM, then this long before SIGKILL.
+    stop_grace_seconds: int
+    aliases: tuple[str, ...]
+    secrets: tuple[FileMount, ...] = ()
+    configs: tuple[FileMount, ...] = ()
+    ports: tuple[Port, ...] = ()
     mounts: tuple[Mount, ...] = ()
-    tmpfs: Mapping[str, str] = field(default_factory=dict)
     read_only: bool = True
     cap_drop: tuple[str, ...] = ("ALL",)
     cap_add: tuple[str, ...] = ()
-    security_opt: tuple[str, ...] = ("no-new-privileges:true",)
-    restart: Literal["unless-stopped", "always", "on-failure", "no"] = "unless-stopped"
+    # Spread replicas over nodes; the rest stays on a manager, where its volume is
+    # and where DNS sends the clients.
+    placement_preferences: tuple[str, ...] = ("node.id",)
+    placement_constraints: tuple[str, ...] = ("node.role == manager",)
     logging: LogRotation = LogRotation()
     labels: Mapping[str, str] = field(default_factory=dict)
 
@@ -147,11 +187,8 @@ class NetworkSpec:
     name: str
     subnet: str
     gateway: str
-    proxy_address: str
-    # Where the engine picks addresses for every other container: outside it,
-    # so that no replica started first can take the proxy's fixed address.
-    dynamic_range: str | None = None
-    internal: bool = False
+    # Only local instances let plain containers join (the suite's fake upstreams).
+    attachable: bool = False
 
 
 def https_origin(domain: str, https_port: int) -> str:
@@ -171,11 +208,8 @@ class TopologySpec:
     acme_email: str | None = None
     http_port: int = 80
     https_port: int = 443
-    bind_address: str = "0.0.0.0"  # noqa: S104
     # Non-secret service settings (LOG_LEVEL, CORS_ORIGINS, RATE_LIMIT, ...).
     settings: Mapping[str, str] = field(default_factory=dict)
-    # Where the host keeps the Caddyfile and Caddy's certificates.
-    state_dir: str = "/srv/jobsearch"
     subnet_octet: int = 231
     local_datastores: bool = False
     postgres_host_port: int = LOCAL_POSTGRES_PORT
@@ -187,48 +221,62 @@ class TopologySpec:
 class Topology:
     spec: TopologySpec
     network: NetworkSpec
-    proxy: ContainerSpec
-    datastores: tuple[ContainerSpec, ...]
+    services: tuple[ServiceSpec, ...]
     volumes: tuple[str, ...]
+    # Config files by logical name, with their content (the Caddyfile).
+    config_files: Mapping[str, str]
 
     @property
     def prefix(self) -> str:
         return f"{PROJECT}-{self.spec.environment}"
 
-    def replicas(self, generation: str) -> tuple[ContainerSpec, ...]:
-        """The service replicas of one generation (one image rollout)."""
-        return tuple(
-            _replica(self, generation, index) for index in range(1, self.spec.replicas + 1)
-        )
+    def service(self, role: Role) -> ServiceSpec:
+        for service in self.services:
+            if service.role == role:
+                return service
+        raise KeyError(f"the {self.spec.environment} topology has no {role} service")
 
-    def caddyfile(self, upstream_aliases: tuple[str, ...]) -> str:
-        return render_caddyfile(self.spec, upstream_aliases)
+    @property
+    def api(self) -> ServiceSpec:
+        return self.service("api")
+
+    @property
+    def proxy(self) -> ServiceSpec:
+        return self.service("proxy")
+
+    @property
+    def secret_names(self) -> tuple[str, ...]:
+        """Every secret some service mounts, each once."""
+        return tuple(dict.fromkeys(s.name for svc in self.services for s in svc.secrets))
 
     @property
     def public_url(self) -> str:
         if self.spec.domain:
             return https_origin(self.spec.domain, self.spec.https_port)
-        host = (
-            "127.0.0.1"
-            if self.spec.bind_address in ("0.0.0.0", "127.0.0.1")  # noqa: S104
-            else self.spec.bind_address
-        )
-        return f"http://{host}:{self.spec.http_port}"
+        return f"http://127.0.0.1:{self.spec.http_port}"
 
 
 PROJECT_LABEL = "org.jobsearch.project"
 ENVIRONMENT_LABEL = "org.jobsearch.environment"
 ROLE_LABEL = "org.jobsearch.role"
-GENERATION_LABEL = "org.jobsearch.generation"
+# On a secret or config: its logical name (the versioned object name differs).
+LOGICAL_NAME_LABEL = "org.jobsearch.name"
 
 
 def base_labels(environment: str) -> dict[str, str]:
-    """What marks every container, network and volume of one environment's topology."""
+    """What marks every service, network, secret and volume of one environment."""
     return {PROJECT_LABEL: PROJECT, ENVIRONMENT_LABEL: environment}
 
 
-def _labels(spec: TopologySpec, role: str, **extra: str) -> dict[str, str]:
-    return {**base_labels(spec.environment), ROLE_LABEL: role, **extra}
+def _labels(spec: TopologySpec, role: str) -> dict[str, str]:
+    return {**base_labels(spec.environment), ROLE_LABEL: role}
+
+
+def versioned_name(prefix: str, logical: str, content: bytes) -> str:
+    """Secrets and configs are immutable in a swarm: a new value is a new object,
+    named by a hash of its content, and a rolling update moves services onto it."""
+    digest = hashlib.sha256(content).hexdigest()[:10]
+    return f"{prefix}-{logical.lower().replace('_', '-')}-{digest}"
 
 
 def service_healthcheck() -> HealthCheck:
@@ -244,39 +292,22 @@ def service_healthcheck() -> HealthCheck:
     )
 
 
-def _replica(topology: Topology, generation: str, index: int) -> ContainerSpec:
-    spec = topology.spec
-    env = {
-        "APP_ENV": app_env(spec.environment),
-        "HOST": "0.0.0.0",  # noqa: S104 - reachable on the private network only
-        "PORT": str(SERVICE_PORT),
-        "WORKERS": str(spec.workers),
-        "FORWARDED_ALLOW_IPS": topology.network.proxy_address,
-        "REDIS_URL": "redis://redis:6379/0",
-        **spec.settings,
-    }
-    return ContainerSpec(
-        role="api",
-        name=f"{topology.prefix}-api-{generation}-{index}",
-        image=spec.images.service,
-        command=None,
-        env=env,
-        secret_env=SERVICE_SECRET_SETTINGS,
-        aliases=(f"api-{generation}-{index}",),
-        user=SERVICE_UID,
-        healthcheck=service_healthcheck(),
-        limits=Limits(memory_mb=spec.service_memory_mb, cpus=spec.service_cpus),
-        # Longer than the service's own graceful shutdown (jobsearch.cli), so
-        # in-flight requests finish before Docker would kill the process.
-        stop_timeout_seconds=30,
-        tmpfs={"/tmp": "rw,noexec,nosuid,size=64m"},  # noqa: S108
-        labels=_labels(spec, "api", **{GENERATION_LABEL: generation}),
-    )
+# Replicas: one at a time, the new task healthy before the old one stops, and
+# watched for the health check's whole worst case before the update counts as
+# done; any failure rolls the service back to its previous spec.
+def _replica_rollout(check: HealthCheck) -> RolloutPolicy:
+    return RolloutPolicy(order="start-first", monitor_seconds=check.worst_case_seconds)
 
 
-def _tmpfs_owner(user: str) -> str:
-    uid, gid = user.split(":")
-    return f"uid={uid},gid={gid}"
+# A service with a published host port or a volume cannot run twice on a node:
+# stop the old task first (a short gap, which the README states).
+def _singleton_rollout(check: HealthCheck) -> RolloutPolicy:
+    return RolloutPolicy(order="stop-first", monitor_seconds=check.worst_case_seconds)
+
+
+# The service's own drain (jobsearch.server: 5 s of serving while the proxy
+# forgets the task, then up to 20 s for in-flight requests) fits inside this.
+SERVICE_STOP_GRACE_SECONDS = 30
 
 
 def app_env(environment: Environment) -> str:
@@ -290,61 +321,97 @@ def app_env(environment: Environment) -> str:
     }[environment]
 
 
-def _proxy(spec: TopologySpec, network: NetworkSpec, prefix: str) -> ContainerSpec:
-    ports = [PortMapping(PROXY_HTTP_PORT, spec.http_port, spec.bind_address)]
+def _api(spec: TopologySpec, network: NetworkSpec, prefix: str) -> ServiceSpec:
+    env = {
+        "APP_ENV": app_env(spec.environment),
+        "HOST": "0.0.0.0",  # noqa: S104 - reachable on the private network only
+        "PORT": str(SERVICE_PORT),
+        "WORKERS": str(spec.workers),
+        # Task addresses change at every rollout: trust the overlay, which only
+        # this topology's services join.
+        "FORWARDED_ALLOW_IPS": network.subnet,
+        "REDIS_URL": "redis://redis:6379/0",
+        **spec.settings,
+    }
+    check = service_healthcheck()
+    rollout = _replica_rollout(check)
+    return ServiceSpec(
+        role="api",
+        name=f"{prefix}-api",
+        image=spec.images.service,
+        command=None,
+        env=env,
+        user=SERVICE_UID,
+        healthcheck=check,
+        limits=Limits(memory_mb=spec.service_memory_mb, cpus=spec.service_cpus),
+        replicas=spec.replicas,
+        update=rollout,
+        rollback=rollout,
+        stop_grace_seconds=SERVICE_STOP_GRACE_SECONDS,
+        aliases=("api",),
+        placement_constraints=(),
+        secrets=tuple(
+            FileMount(name, f"{SECRETS_DIR}/{name}", SERVICE_UID)
+            for name in SERVICE_SECRET_SETTINGS
+        ),
+        mounts=(Mount("/tmp", "tmpfs", size_mb=64),),  # noqa: S108
+        labels=_labels(spec, "api"),
+    )
+
+
+def _proxy(spec: TopologySpec, prefix: str) -> ServiceSpec:
+    ports = [Port(PROXY_HTTP_PORT, spec.http_port)]
     if spec.domain:
-        ports.append(PortMapping(PROXY_HTTPS_PORT, spec.https_port, spec.bind_address))
-    return ContainerSpec(
+        ports.append(Port(PROXY_HTTPS_PORT, spec.https_port))
+    check = HealthCheck(
+        command=("wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{PROXY_HEALTH_PORT}/healthz"),
+        interval_seconds=5,
+        timeout_seconds=3,
+        retries=3,
+        start_period_seconds=5,
+    )
+    return ServiceSpec(
         role="proxy",
         name=f"{prefix}-proxy",
         image=spec.images.proxy,
         command=("caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"),
-        env={"XDG_CONFIG_HOME": "/config", "XDG_DATA_HOME": "/data"},
-        secret_env=(),
-        aliases=("proxy",),
+        # Caddy autosaves its running config under XDG_CONFIG_HOME: the tmpfs.
+        env={"XDG_CONFIG_HOME": "/tmp", "XDG_DATA_HOME": "/data"},  # noqa: S108
         user=PROXY_UID,
-        healthcheck=HealthCheck(
-            command=(
-                "wget",
-                "-q",
-                "-O",
-                "/dev/null",
-                f"http://127.0.0.1:{PROXY_HEALTH_PORT}/healthz",
-            ),
-            interval_seconds=5,
-            timeout_seconds=3,
-            retries=3,
-            start_period_seconds=5,
-        ),
+        healthcheck=check,
         limits=Limits(memory_mb=256, cpus=0.5),
-        stop_timeout_seconds=15,
-        ipv4_address=network.proxy_address,
+        replicas=1,
+        update=_singleton_rollout(check),
+        rollback=_singleton_rollout(check),
+        stop_grace_seconds=15,
+        aliases=("proxy",),
+        configs=(FileMount("Caddyfile", "/etc/caddy/Caddyfile", PROXY_UID, mode=0o444),),
         ports=tuple(ports),
         mounts=(
-            Mount("/etc/caddy", f"{spec.state_dir}/caddy-config", "bind", read_only=True),
-            Mount("/data", f"{spec.state_dir}/caddy-data", "bind"),
+            # Certificates and ACME accounts: they must outlive the proxy's task.
+            Mount("/data", "volume", source=f"{prefix}-caddy-data"),
+            Mount("/tmp", "tmpfs", size_mb=16),  # noqa: S108
         ),
-        # A tmpfs is root's unless told otherwise; Caddy autosaves its config here.
-        tmpfs={
-            "/config": f"rw,noexec,nosuid,size=16m,{_tmpfs_owner(PROXY_UID)}",
-            "/tmp": "rw,noexec,nosuid,size=16m",  # noqa: S108
-        },
         labels=_labels(spec, "proxy"),
     )
 
 
-def _redis(spec: TopologySpec, prefix: str) -> ContainerSpec:
-    return ContainerSpec(
+def _redis(spec: TopologySpec, prefix: str) -> ServiceSpec:
+    check = HealthCheck(command=("redis-cli", "ping"), interval_seconds=5)
+    return ServiceSpec(
         role="redis",
         name=f"{prefix}-redis",
         image=spec.images.redis,
-        # Counters only: nothing to persist, and it must never fill the host.
+        # Counters only, kept across a restart (an append-only file, fsync'd each
+        # second), and never more than 64 MB of them.
         command=(
             "redis-server",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
             "--save",
             "",
-            "--appendonly",
-            "no",
             "--maxmemory",
             "64mb",
             "--maxmemory-policy",
@@ -353,40 +420,56 @@ def _redis(spec: TopologySpec, prefix: str) -> ContainerSpec:
             "no",
         ),
         env={},
-        secret_env=(),
-        aliases=("redis",),
         user=REDIS_UID,
-        healthcheck=HealthCheck(command=("redis-cli", "ping"), interval_seconds=5),
+        healthcheck=check,
         limits=Limits(memory_mb=128, cpus=0.25),
-        stop_timeout_seconds=10,
-        tmpfs={"/data": "rw,noexec,nosuid,size=80m", "/tmp": "rw,noexec,nosuid,size=8m"},  # noqa: S108
+        replicas=1,
+        update=_singleton_rollout(check),
+        rollback=_singleton_rollout(check),
+        stop_grace_seconds=10,
+        aliases=("redis",),
+        mounts=(
+            Mount("/data", "volume", source=f"{prefix}-redis-data"),
+            Mount("/tmp", "tmpfs", size_mb=8),  # noqa: S108
+        ),
         labels=_labels(spec, "redis"),
     )
 
 
-def _postgres(spec: TopologySpec, prefix: str) -> ContainerSpec:
-    return ContainerSpec(
+def _postgres(spec: TopologySpec, prefix: str) -> ServiceSpec:
+    check = HealthCheck(
+        command=("pg_isready", "-U", "postgres", "-d", LOCAL_DATABASE), interval_seconds=2
+    )
+    return ServiceSpec(
         role="postgres",
         name=f"{prefix}-postgres",
         image=spec.images.postgres,
         command=None,
-        env={"POSTGRES_DB": LOCAL_DATABASE, "PGDATA": "/var/lib/postgresql/data/pgdata"},
-        secret_env=("POSTGRES_PASSWORD",),
-        aliases=("postgres",),
-        user=POSTGRES_UID,
-        healthcheck=HealthCheck(
-            command=("pg_isready", "-U", "postgres", "-d", LOCAL_DATABASE), interval_seconds=2
-        ),
-        limits=Limits(memory_mb=512, cpus=1.0),
-        stop_timeout_seconds=30,
-        # Published on loopback only: the local runner applies migrations through it.
-        ports=(PortMapping(5432, spec.postgres_host_port, "127.0.0.1"),),
-        mounts=(Mount("/var/lib/postgresql/data", f"{prefix}-pgdata", "volume"),),
-        # Postgres, running as its uid, puts its socket and lock file here.
-        tmpfs={
-            "/var/run/postgresql": f"rw,nosuid,size=8m,{_tmpfs_owner(POSTGRES_UID)}",
-            "/tmp": "rw,noexec,nosuid,size=64m",  # noqa: S108
+        env={
+            "POSTGRES_DB": LOCAL_DATABASE,
+            "PGDATA": "/var/lib/postgresql/data/pgdata",
+            "POSTGRES_PASSWORD_FILE": f"{SECRETS_DIR}/POSTGRES_PASSWORD",
         },
+        user=POSTGRES_UID,
+        healthcheck=check,
+        limits=Limits(memory_mb=512, cpus=1.0),
+        replicas=1,
+        update=_singleton_rollout(check),
+        rollback=_singleton_rollout(check),
+        stop_grace_seconds=30,
+        aliases=("postgres",),
+        secrets=(
+            FileMount("POSTGRES_PASSWORD", f"{SECRETS_DIR}/POSTGRES_PASSWORD", POSTGRES_UID),
+        ),
+        # Published so that the local runner applies migrations from the host.
+        ports=(Port(5432, spec.postgres_host_port),),
+        mounts=(
+            Mount("/var/lib/postgresql/data", "volume", source=f"{prefix}-pgdata"),
+            Mount("/tmp", "tmpfs", size_mb=64),  # noqa: S108
+        ),
+        # Local only. Postgres writes its socket and lock file into the image's
+        # /var/run/postgresql, which a swarm tmpfs would mount as root's.
+        read_only=False,
         labels=_labels(spec, "postgres"),
     )
 
@@ -400,26 +483,25 @@ def describe(spec: TopologySpec) -> Topology:
         name=f"{prefix}-net",
         subnet=f"{base}.0/24",
         gateway=f"{base}.1",
-        proxy_address=f"{base}.2",
-        dynamic_range=f"{base}.128/25",
+        attachable=spec.environment in ("local", "test"),
     )
-    datastores = [_redis(spec, prefix)]
-    volumes: list[str] = []
+    api = _api(spec, network, prefix)
+    services = [_proxy(spec, prefix), api, _redis(spec, prefix)]
     if spec.local_datastores:
-        datastores.append(_postgres(spec, prefix))
-        volumes.append(f"{prefix}-pgdata")
+        services.append(_postgres(spec, prefix))
+    volumes = tuple(mount.source for svc in services for mount in svc.mounts if mount.source)
     return Topology(
         spec=spec,
         network=network,
-        proxy=_proxy(spec, network, prefix),
-        datastores=tuple(datastores),
-        volumes=tuple(volumes),
+        services=tuple(services),
+        volumes=volumes,
+        config_files={"Caddyfile": render_caddyfile(spec, upstream_service=api.name)},
     )
 
 
-def render_caddyfile(spec: TopologySpec, upstream_aliases: tuple[str, ...]) -> str:
-    """The proxy's whole configuration, for a given set of live replicas."""
-    upstreams = " ".join(f"{alias}:{SERVICE_PORT}" for alias in upstream_aliases)
+def render_caddyfile(spec: TopologySpec, upstream_service: str) -> str:
+    """The proxy's whole configuration. It never changes at a rollout: Caddy finds
+    the replicas through the swarm's DNS, which lists healthy tasks only."""
     if spec.domain:
         email = f"\n\temail {spec.acme_email}" if spec.acme_email else ""
         global_options = f"\thttp_port {PROXY_HTTP_PORT}\n\thttps_port {PROXY_HTTPS_PORT}{email}"
@@ -429,7 +511,7 @@ def render_caddyfile(spec: TopologySpec, upstream_aliases: tuple[str, ...]) -> s
         global_options = f"\thttp_port {PROXY_HTTP_PORT}\n\tauto_https off"
         site = f":{PROXY_HTTP_PORT}"
         hsts = ""
-    return f"""# Generated by infra/topology.py. Do not edit on the host: a rollout rewrites it.
+    return f"""# Generated by infra/topology.py; a Docker config, replaced only when the topology changes.
 {{
 {global_options}
 \tadmin localhost:2019
@@ -439,6 +521,10 @@ def render_caddyfile(spec: TopologySpec, upstream_aliases: tuple[str, ...]) -> s
 }}
 
 {site} {{
+\tlog {{
+\t\toutput stdout
+\t\tformat json
+\t}}
 \theader {{
 {hsts}\t\t-Server
 \t}}
@@ -448,18 +534,24 @@ def render_caddyfile(spec: TopologySpec, upstream_aliases: tuple[str, ...]) -> s
 \trequest_body {{
 \t\tmax_size 64KB
 \t}}
-\treverse_proxy {upstreams} {{
-\t\t# Not round_robin: with one replica down, two concurrent picks can both land on it,
-\t\t# and Caddy then answers a POST 503 at once (tests/drills/test_container_killed.py).
+\treverse_proxy {{
+\t\t# The swarm's DNS lists a task only once its health check passes, and drops it
+\t\t# before the task gets SIGTERM. Caddy's active health checks cover static
+\t\t# upstreams only, so the resolver is the health gate, with passive checks.
+\t\tdynamic a {{
+\t\t\tname tasks.{upstream_service}
+\t\t\tport {SERVICE_PORT}
+\t\t\trefresh 1s
+\t\t}}
+\t\t# Not round_robin: with one replica down, two concurrent picks can both land on it.
 \t\tlb_policy least_conn
+\t\t# A request that could not connect never reached a replica, so it is tried on
+\t\t# another, POSTs included; one that was sent is never retried (a paid call may
+\t\t# have been made).
 \t\tlb_try_duration 10s
 \t\tlb_try_interval 100ms
-\t\thealth_uri /health
-\t\thealth_interval 1s
-\t\thealth_timeout 2s
-\t\thealth_status 200
 \t\tfail_duration 5s
-\t\tmax_fails 3
+\t\tmax_fails 1
 \t\ttransport http {{
 \t\t\tdial_timeout 2s
 \t\t\tresponse_header_timeout 60s

@@ -1,14 +1,14 @@
-"""Bring the topology of infra/topology.py up on the local engine, and roll it out.
+"""Bring the topology of infra/topology.py up on the local engine in swarm mode.
 
-A rollout follows the topology's docstring: start the next generation of
-replicas, wait until Docker reports them healthy, point the proxy at them
-(rewrite the Caddyfile, graceful `caddy reload`), let Caddy's active health
-checks see them, then stop the old generation, whose stop timeout lets
-in-flight requests finish. A generation that never becomes healthy is removed
-and nothing else changes.
+The engine does the orchestration: this module creates the objects the
+topology names (an overlay network, volumes, versioned secrets and configs,
+services, each spec from infra/swarm.py) and waits for the engine to converge.
+A rollout is a service update; the engine replaces one task at a time, each
+new one healthy before the old one stops, and rolls the service back by itself
+when a new task fails. Nothing here reloads the proxy or lists upstreams.
 
-Every change is decided by comparing what runs with what the topology says
-(a fingerprint label per container), so `up` twice changes nothing.
+Every service carries a fingerprint of its spec (a label), so `up` twice
+changes nothing.
 """
 
 from __future__ import annotations
@@ -24,30 +24,32 @@ import docker
 import httpx
 import psycopg
 from docker.errors import APIError, ImageNotFound, NotFound
-from docker.models.containers import Container
-from docker.types import IPAMConfig, IPAMPool
+from docker.models.services import Service
 
 from infra import migrations
 from infra.local.state import LocalConfig, LocalState
-from infra.local.translate import container_create_kwargs, create_container
+from infra.swarm import ObjectRef, engine_spec
 from infra.topology import (
-    GENERATION_LABEL,
     LOCAL_DATABASE,
+    LOGICAL_NAME_LABEL,
     ROLE_LABEL,
-    ContainerSpec,
-    HealthCheck,
     Images,
+    ServiceSpec,
     Topology,
     TopologySpec,
     base_labels,
     describe,
+    versioned_name,
 )
 
 FINGERPRINT_LABEL = "org.jobsearch.fingerprint"
-# Caddy checks each upstream every second (topology.render_caddyfile): after a
-# reload, give it a few rounds before the old generation goes away.
-PROXY_SETTLE_SECONDS = 3.0
-CADDY_RELOAD = ("caddy", "reload", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile")
+# Datastores first (the service needs them), the proxy last (it needs a replica).
+START_ORDER = ("redis", "postgres", "api", "proxy")
+# Beyond the engine's own verdict (health checks, the update's monitor window).
+CONVERGE_MARGIN_SECONDS = 60
+# After an update is sent, how long the engine may take to start rolling tasks;
+# an update that changes no task never starts one.
+UPDATE_START_SECONDS = 3.0
 
 Say = Callable[[str], None]
 
@@ -56,76 +58,23 @@ class RolloutError(Exception):
     """A change was refused or failed; the message says why and what was kept."""
 
 
-class UnhealthyError(Exception):
-    pass
-
-
 @dataclass(frozen=True)
-class ContainerStatus:
-    name: str
+class TaskStatus:
+    service: str
     role: str
+    slot: int
+    node: str
     image: str
+    desired: str
     state: str
-    health: str
+    message: str
+    error: str
+    container_id: str
 
 
-def _labels_filter(environment: str, role: str | None = None) -> dict[str, str | list[str] | bool]:
+def _labels_filter(environment: str, role: str | None = None) -> dict[str, Any]:
     labels = {**base_labels(environment), **({ROLE_LABEL: role} if role else {})}
     return {"label": [f"{key}={value}" for key, value in labels.items()]}
-
-
-def _health_timeout(check: HealthCheck) -> float:
-    # A little beyond Docker's own verdict, waiting longer changes nothing.
-    return check.worst_case_seconds + 15
-
-
-def _last_output(container: Container, lines: int = 3) -> str:
-    logs = container.logs(tail=lines)
-    text = logs.decode(errors="replace") if isinstance(logs, bytes) else ""
-    return text.strip().replace("\n", " / ")[-300:] or "(none)"
-
-
-def _health_reason(container: Container) -> str:
-    state: dict[str, Any] = container.attrs.get("State", {})
-    if state.get("Status") in ("exited", "dead", "restarting"):
-        return (
-            f"{container.name} exited with code {state.get('ExitCode')}; "
-            f"last output: {_last_output(container)}"
-        )
-    log: list[dict[str, Any]] = (state.get("Health") or {}).get("Log") or []
-    if not log:
-        return f"{container.name} reported no health check result"
-    last = log[-1]
-    output = str(last.get("Output") or "").strip().replace("\n", " / ") or "(no output)"
-    return (
-        f"{container.name} health check exited {last.get('ExitCode')}: {output}; "
-        f"last output of the container: {_last_output(container)}"
-    )
-
-
-def wait_healthy(
-    containers: Iterable[Container], check: HealthCheck, timeout: float | None = None
-) -> None:
-    """Return when every container is healthy; raise UnhealthyError as soon as
-    one is unhealthy or exits, or when the time is up."""
-    pending = list(containers)
-    limit = timeout if timeout is not None else _health_timeout(check)
-    deadline = time.monotonic() + limit
-    while pending:
-        for container in list(pending):
-            container.reload()
-            state = container.attrs.get("State", {})
-            health = (state.get("Health") or {}).get("Status")
-            if state.get("Status") in ("exited", "dead", "restarting") or health == "unhealthy":
-                raise UnhealthyError(_health_reason(container))
-            if health == "healthy":
-                pending.remove(container)
-        if pending and time.monotonic() > deadline:
-            raise UnhealthyError(
-                f"still not healthy after {limit:.0f}s: {_health_reason(pending[0])}"
-            )
-        if pending:
-            time.sleep(0.5)
 
 
 def _short(image: str) -> str:
@@ -133,11 +82,22 @@ def _short(image: str) -> str:
     return image.removeprefix("sha256:")[:12] if image.startswith("sha256:") else image
 
 
-def _fingerprint(kwargs: Mapping[str, Any], image_id: str) -> str:
-    # Secrets are part of what a container runs with, so a new key recreates it;
-    # only a hash of them lands in the label.
-    material = json.dumps({"kwargs": kwargs, "image_id": image_id}, sort_keys=True, default=str)
+def _fingerprint(spec: Mapping[str, Any]) -> str:
+    material = json.dumps(spec, sort_keys=True, default=str)
     return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+def _update_kwargs(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """docker-py's create_service/update_service arguments for an engine spec."""
+    return {
+        "task_template": spec["TaskTemplate"],
+        "name": spec["Name"],
+        "labels": spec["Labels"],
+        "mode": spec["Mode"],
+        "update_config": spec["UpdateConfig"],
+        "rollback_config": spec["RollbackConfig"],
+        "endpoint_spec": spec["EndpointSpec"],
+    }
 
 
 class LocalRunner:
@@ -168,27 +128,23 @@ class LocalRunner:
                 replicas=config.replicas,
                 workers=config.workers,
                 http_port=config.http_port,
-                bind_address="127.0.0.1",
                 settings=dict(config.settings),
-                state_dir=str(self.state.directory),
                 subnet_octet=config.subnet_octet,
                 local_datastores=True,
                 postgres_host_port=config.postgres_port,
             )
         )
 
-    def container_secrets(self) -> dict[str, str]:
+    def secret_values(self) -> dict[str, str]:
+        """What each secret of the topology holds; a missing API key is left out."""
         stored = self.state.secrets()
-        app_password = stored["APP_DB_PASSWORD"]
-        container_secrets = {
-            name: value for name, value in stored.items() if name != "APP_DB_PASSWORD"
-        }
-        container_secrets["DATABASE_URL"] = (
-            f"postgresql://jobsearch_app:{app_password}@postgres:5432/{LOCAL_DATABASE}"
+        values = {name: value for name, value in stored.items() if name != "APP_DB_PASSWORD"}
+        values["DATABASE_URL"] = (
+            f"postgresql://jobsearch_app:{stored['APP_DB_PASSWORD']}@postgres:5432/{LOCAL_DATABASE}"
         )
-        return container_secrets
+        return values
 
-    # --- docker objects --------------------------------------------------
+    # --- engine objects ----------------------------------------------------
     def image_id(self, reference: str) -> str:
         try:
             return str(self.client.images.get(reference).id)
@@ -204,161 +160,291 @@ class LocalRunner:
                 "run `ops local up --images debian`"
             ) from None
 
-    def _container(self, name: str) -> Container | None:
-        try:
-            return self.client.containers.get(name)
-        except NotFound:
-            return None
+    def ensure_swarm(self) -> None:
+        """Swarm mode on this engine: a one-node swarm, listening on loopback only."""
+        state = (self.client.info().get("Swarm") or {}).get("LocalNodeState")
+        if state == "active":
+            return
+        self.say("starting swarm mode on this engine (one node, loopback only)")
+        self.client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
 
     def _ensure_network(self, topology: Topology) -> None:
         spec = topology.network
         try:
             network = self.client.networks.get(spec.name)
         except NotFound:
-            pool = IPAMPool(subnet=spec.subnet, gateway=spec.gateway, iprange=spec.dynamic_range)
-            self.client.networks.create(
+            self.client.api.create_network(
                 spec.name,
-                driver="bridge",
-                ipam=IPAMConfig(pool_configs=[pool]),
-                internal=spec.internal,
+                driver="overlay",
+                attachable=spec.attachable,
+                ipam={"Driver": "default", "Config": [{"Subnet": spec.subnet}]},
                 labels=base_labels(self.config.environment),
             )
             return
-        pools = [
-            (item.get("Subnet"), item.get("IPRange") or None)
-            for item in network.attrs.get("IPAM", {}).get("Config") or []
-        ]
-        if (spec.subnet, spec.dynamic_range) not in pools:
+        attrs = network.attrs
+        subnets = [item.get("Subnet") for item in attrs.get("IPAM", {}).get("Config") or []]
+        if attrs.get("Driver") != "overlay" or spec.subnet not in subnets:
             raise RolloutError(
-                f"network {spec.name} exists with address pools {pools}, "
-                f"not {spec.subnet} (dynamic range {spec.dynamic_range}): "
+                f"network {spec.name} exists as a {attrs.get('Driver')} network with "
+                f"subnets {subnets}, not an overlay on {spec.subnet}: "
                 f"remove it with `ops local --env {self.config.environment} down`"
             )
 
     def _ensure_volumes(self, topology: Topology) -> None:
-        for name in topology.volumes:
-            try:
-                self.client.volumes.get(name)
-            except NotFound:
-                self.client.volumes.create(
-                    name,
-                    labels=base_labels(self.config.environment),
+        """Named volumes, owned by the user of the service that mounts them."""
+        for service in topology.services:
+            for mount in service.mounts:
+                if mount.kind != "volume":
+                    continue
+                try:
+                    self.client.volumes.get(mount.source)
+                    continue
+                except NotFound:
+                    self.client.volumes.create(
+                        mount.source, labels=base_labels(self.config.environment)
+                    )
+                # A new volume is root's; the service runs as its own user.
+                self.client.containers.run(
+                    self.image_id(service.image),
+                    entrypoint=["chown", service.user, "/volume"],
+                    user="0:0",
+                    network_mode="none",
+                    volumes={mount.source: {"bind": "/volume", "mode": "rw"}},
+                    remove=True,
                 )
 
-    def _ensure_container(self, spec: ContainerSpec, topology: Topology) -> tuple[Container, bool]:
-        """Run `spec` as described; returns the container and whether it changed."""
-        kwargs = container_create_kwargs(
-            spec, self.container_secrets(), network=topology.network.name
-        )
-        fingerprint = _fingerprint(kwargs, self.image_id(spec.image))
-        existing = self._container(spec.name)
-        if existing is not None and existing.labels.get(FINGERPRINT_LABEL) == fingerprint:
-            if existing.status != "running":
-                existing.start()
-                return existing, True
-            return existing, False
-        if existing is not None:
-            self.say(f"replacing {spec.name} (its description changed)")
-            existing.stop(timeout=spec.stop_timeout_seconds)
-            existing.remove(force=True)
-        kwargs["labels"] = {**kwargs["labels"], FINGERPRINT_LABEL: fingerprint}
-        container = create_container(self.client, kwargs)
-        container.start()
-        return container, True
+    def _ensure_objects(
+        self, kind: str, values: Mapping[str, str], topology: Topology
+    ) -> dict[str, ObjectRef]:
+        """Versioned secrets or configs: a changed value is a new object."""
+        collection = self.client.secrets if kind == "secret" else self.client.configs
+        refs: dict[str, ObjectRef] = {}
+        for logical, value in values.items():
+            name = versioned_name(topology.prefix, logical, value.encode())
+            try:
+                found = collection.get(name)
+            except NotFound:
+                labels = {**base_labels(self.config.environment), LOGICAL_NAME_LABEL: logical}
+                found = collection.create(name=name, data=value.encode(), labels=labels)
+            refs[logical] = ObjectRef(id=str(found.id), name=name)
+        return refs
 
-    def api_containers(self) -> list[Container]:
-        found = self.client.containers.list(
-            all=True, filters=_labels_filter(self.config.environment, role="api")
-        )
-        return sorted(found, key=lambda container: container.name or "")
+    def _prune_objects(self) -> None:
+        """Secrets and configs no service uses any more (the engine refuses the others)."""
+        filters = _labels_filter(self.config.environment)
+        for collection in (self.client.secrets, self.client.configs):
+            for item in collection.list(filters=filters):
+                try:
+                    item.remove()
+                except APIError:
+                    pass  # still mounted by a service
 
-    def _generation_of(self, container: Container) -> int:
+    def service(self, role: str) -> Service | None:
+        found = self.client.services.list(filters=_labels_filter(self.config.environment, role))
+        return found[0] if found else None
+
+    def desired_specs(self, service_image: str) -> dict[str, dict[str, Any]]:
+        """Each service's engine spec, secrets and configs created as needed."""
+        topology = self.topology(self.image_id(service_image))
+        secrets = self._ensure_objects("secret", self.secret_values(), topology)
+        configs = self._ensure_objects("config", dict(topology.config_files), topology)
+        specs: dict[str, dict[str, Any]] = {}
+        for service in topology.services:
+            spec = engine_spec(service, topology.network, secrets, configs)
+            fingerprint = _fingerprint(spec)
+            spec["Labels"] = {**spec["Labels"], FINGERPRINT_LABEL: fingerprint}
+            specs[service.role] = spec
+        return specs
+
+    # --- convergence -------------------------------------------------------
+    def tasks(self, role: str | None = None) -> list[TaskStatus]:
+        services = self.client.services.list(filters=_labels_filter(self.config.environment, role))
+        statuses = []
+        for service in services:
+            for task in service.tasks():
+                status = task.get("Status") or {}
+                container = status.get("ContainerStatus") or {}
+                spec = (task.get("Spec") or {}).get("ContainerSpec") or {}
+                statuses.append(
+                    TaskStatus(
+                        service=str(service.name),
+                        role=str(service.attrs["Spec"]["Labels"].get(ROLE_LABEL, "")),
+                        slot=int(task.get("Slot") or 0),
+                        node=str(task.get("NodeID", "")),
+                        image=str(spec.get("Image", "")),
+                        desired=str(task.get("DesiredState", "")),
+                        state=str(status.get("State", "")),
+                        message=str(status.get("Message", "")),
+                        error=str(status.get("Err", "")),
+                        container_id=str(container.get("ContainerID", "")),
+                    )
+                )
+        return sorted(statuses, key=lambda task: (task.service, task.slot, task.desired))
+
+    def _failure_detail(self, tasks: Iterable[TaskStatus]) -> str:
+        """Why the newest failed task failed: the engine's word, its last health
+        check and what the container printed last."""
+        failed = [task for task in tasks if task.state in ("failed", "rejected", "shutdown")]
+        failed = [task for task in failed if task.error or task.state != "shutdown"]
+        if not failed:
+            return "no task reported an error"
+        task = failed[-1]
+        detail = f"task {task.service}.{task.slot} {task.state}: {task.error or task.message}"
+        if not task.container_id:
+            return detail
         try:
-            return int(container.labels.get(GENERATION_LABEL, "0"))
-        except ValueError:
-            return 0
+            container = self.client.containers.get(task.container_id)
+        except NotFound:
+            return detail
+        health = (container.attrs.get("State") or {}).get("Health") or {}
+        log = health.get("Log") or []
+        if log:
+            output = str(log[-1].get("Output") or "").strip().replace("\n", " / ")
+            detail += f"; last health check exited {log[-1].get('ExitCode')}: {output or '(none)'}"
+        raw = container.logs(tail=3)
+        text = raw.decode(errors="replace").strip().replace("\n", " / ") if raw else ""
+        return f"{detail}; last output of the container: {text[-300:] or '(none)'}"
 
-    # --- the proxy -------------------------------------------------------
-    def _write_caddyfile(self, topology: Topology, aliases: tuple[str, ...]) -> bool:
-        """Write the Caddyfile for these upstreams; returns whether it changed."""
-        content = topology.caddyfile(aliases)
-        path = self.state.caddyfile
-        if path.exists() and path.read_text() == content:
+    def _wait_running(self, role: str, spec: Mapping[str, Any], timeout: float) -> None:
+        """Every replica of a new service running (which, with a health check, means healthy)."""
+        wanted = int(spec["Mode"]["Replicated"]["Replicas"])
+        deadline = time.monotonic() + timeout
+        while True:
+            tasks = self.tasks(role)
+            running = [t for t in tasks if t.desired == "running" and t.state == "running"]
+            if len(running) >= wanted:
+                return
+            if time.monotonic() > deadline:
+                raise RolloutError(
+                    f"{spec['Name']}: {len(running)} of {wanted} tasks running after "
+                    f"{timeout:.0f}s; {self._failure_detail(tasks)}"
+                )
+            time.sleep(0.5)
+
+    def _wait_update(self, service: Service, before: str | None, timeout: float) -> None:
+        """Wait for the engine's rolling update; raise if it rolled back or paused."""
+        deadline = time.monotonic() + timeout
+        sent = time.monotonic()
+        while True:
+            service.reload()
+            status = service.attrs.get("UpdateStatus") or {}
+            started = status.get("StartedAt")
+            state = status.get("State")
+            if started != before and state in ("completed",):
+                return
+            if started != before and state in ("rollback_completed", "rollback_paused", "paused"):
+                role = service.attrs["Spec"]["Labels"].get(ROLE_LABEL)
+                raise RolloutError(
+                    f"the engine {state.replace('_', ' ')} the update of {service.name} "
+                    f"({status.get('Message', '')}): "
+                    f"{self._failure_detail(self.tasks(role))}"
+                )
+            if started == before and time.monotonic() - sent > UPDATE_START_SECONDS:
+                return  # nothing to roll: only the service's own fields changed
+            if time.monotonic() > deadline:
+                raise RolloutError(
+                    f"the update of {service.name} is still {state} after {timeout:.0f}s"
+                )
+            time.sleep(0.5)
+
+    @staticmethod
+    def _converge_timeout(spec: Mapping[str, Any]) -> float:
+        task = spec["TaskTemplate"]["ContainerSpec"]["Healthcheck"]
+        per_check = (task["Interval"] + task["Timeout"]) / 1e9
+        worst = task["StartPeriod"] / 1e9 + (task["Retries"] + 1) * per_check
+        replicas = int(spec["Mode"]["Replicated"]["Replicas"])
+        monitor = spec["UpdateConfig"]["Monitor"] / 1e9
+        return replicas * worst + monitor + CONVERGE_MARGIN_SECONDS
+
+    def _apply(self, role: str, spec: dict[str, Any]) -> bool:
+        """Create or update one service and wait for it; returns whether it changed."""
+        existing = self.service(role)
+        timeout = self._converge_timeout(spec)
+        if existing is None:
+            self.say(f"creating {spec['Name']}")
+            self.client.api.create_service(**_update_kwargs(spec))
+            self._wait_running(role, spec, timeout)
+            return True
+        labels = existing.attrs["Spec"].get("Labels") or {}
+        if labels.get(FINGERPRINT_LABEL) == spec["Labels"][FINGERPRINT_LABEL]:
             return False
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(content)
-        temporary.chmod(0o644)
-        # The proxy mounts the directory, so a rename is seen whole.
-        temporary.replace(path)
+        self.say(f"updating {spec['Name']}")
+        before = (existing.attrs.get("UpdateStatus") or {}).get("StartedAt")
+        self.client.api.update_service(
+            existing.id, existing.version, **_update_kwargs(spec), fetch_current_spec=False
+        )
+        self._wait_update(existing, before, timeout)
         return True
 
-    def _reload_proxy(self, proxy: Container) -> None:
-        result = proxy.exec_run(list(CADDY_RELOAD))
-        if result.exit_code != 0:
-            raw = result.output if isinstance(result.output, bytes) else b""
-            output = raw.decode(errors="replace").strip().splitlines()[-2:]
-            raise RolloutError(f"caddy reload failed in {proxy.name}: {' / '.join(output)}")
-
-    def _point_proxy_at(self, topology: Topology, aliases: tuple[str, ...]) -> None:
-        previous = self.state.caddyfile.read_text() if self.state.caddyfile.exists() else None
-        changed = self._write_caddyfile(topology, aliases)
-        proxy = self._container(topology.proxy.name)
-        if proxy is None or proxy.status != "running" or not changed:
-            return
-        try:
-            self._reload_proxy(proxy)
-        except RolloutError:
-            if previous is not None:
-                self.state.caddyfile.write_text(previous)
-            raise
-
-    # --- commands --------------------------------------------------------
+    # --- commands ----------------------------------------------------------
     def up(self, service_image: str) -> str:
         """Bring everything up (or leave it as it is); returns the public URL."""
         self.state.prepare()
-        topology = self.topology(service_image)
+        self.ensure_swarm()
+        image_id = self.image_id(service_image)
+        topology = self.topology(image_id)
         self._ensure_network(topology)
         self._ensure_volumes(topology)
-
-        datastores = []
-        for spec in topology.datastores:
-            container, changed = self._ensure_container(spec, topology)
-            if changed:
-                self.say(f"started {spec.name}")
-            datastores.append((container, spec))
-        for container, spec in datastores:
-            self._wait(container, spec)
-        self._migrate()
-
-        if not self._replicas_match(topology, service_image):
-            self.rollout(service_image)
-        else:
-            self.state.record_rollout(self.image_id(service_image))
-            self.say(f"replicas already run {_short(service_image)}")
-
-        current = self.api_containers()
-        generation = str(max(self._generation_of(container) for container in current))
-        aliases = tuple(
-            alias for replica in topology.replicas(generation) for alias in replica.aliases
-        )
-        self._point_proxy_at(topology, aliases)
-        proxy, changed = self._ensure_container(topology.proxy, topology)
-        if changed:
-            self.say(f"started {topology.proxy.name}")
-        self._wait(proxy, topology.proxy)
-        for container in current:
-            spec = topology.replicas(generation)[0]
-            self._wait(container, spec)
+        specs = self.desired_specs(image_id)
+        for role in START_ORDER:
+            if role == "api":
+                self._migrate()
+            try:
+                self._apply(role, specs[role])
+            except RolloutError as error:
+                kept = "the previous spec keeps serving" if role == "api" else "nothing changed"
+                raise RolloutError(f"{specs[role]['Name']} not updated ({kept}): {error}") from None
+        self.state.record_rollout(image_id)
+        self._prune_objects()
         self._wait_for_url(topology.public_url + "/health")
         return topology.public_url
 
-    def _wait(self, container: Container, spec: ContainerSpec) -> None:
+    def rollout(self, service_image: str) -> str:
+        """Replace the replicas with `service_image`: the engine's health-gated rolling
+        update, which it rolls back itself when a new task fails."""
+        self.require_running()
+        image_id = self.image_id(service_image)
+        spec = self.desired_specs(image_id)["api"]
+        self.say(f"rolling out {_short(service_image)} to {spec['Name']}")
+        running = sum(1 for task in self.tasks("api") if task.state == "running")
         try:
-            wait_healthy([container], spec.healthcheck)
-        except UnhealthyError as error:
-            raise RolloutError(str(error)) from None
+            self._apply("api", spec)
+        except RolloutError as error:
+            raise RolloutError(
+                f"rollout of {service_image} stopped, its replicas never took traffic "
+                f"({running} replicas of the previous image keep serving): {error}"
+            ) from None
+        self.state.record_rollout(image_id)
+        self._prune_objects()
+        self.say(f"{spec['Name']} serves {_short(service_image)}")
+        return image_id
 
-    def _wait_for_url(self, url: str, timeout: float = 30) -> None:
+    def rollback(self) -> str:
+        """Redeploy the image that ran before the last rollout."""
+        history = self.state.history()
+        if history.previous_image is None:
+            raise RolloutError("no previous image recorded: nothing to roll back to")
+        self.rollout(history.previous_image)
+        return history.previous_image
+
+    def rotate_secrets(self, values: Mapping[str, str]) -> None:
+        """New values for API keys: new secret versions and a rolling update."""
+        self.require_running()
+        self.state.set_api_keys(values)
+        current = self.state.history().current_image
+        if current is None:
+            raise RolloutError("no image recorded: run `ops local up` first")
+        self._apply("api", self.desired_specs(current)["api"])
+        self._prune_objects()
+
+    def require_running(self) -> None:
+        if self.service("proxy") is None or self.service("api") is None:
+            raise RolloutError(
+                f"the {self.config.environment!r} topology is not running: "
+                f"start it with `ops local --env {self.config.environment} up`"
+            )
+
+    def _wait_for_url(self, url: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         last = "no answer"
         while time.monotonic() < deadline:
@@ -378,7 +464,7 @@ class LocalRunner:
             f"postgresql://postgres:{stored['POSTGRES_PASSWORD']}@127.0.0.1:"
             f"{self.config.postgres_port}/{LOCAL_DATABASE}"
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
                 applied = migrations.apply(admin_url)
@@ -392,97 +478,24 @@ class LocalRunner:
         if applied:
             self.say(f"applied migrations: {', '.join(applied)}")
 
-    def _replicas_match(self, topology: Topology, service_image: str) -> bool:
-        current = self.api_containers()
-        generations = {self._generation_of(container) for container in current}
-        if len(generations) != 1 or len(current) != self.config.replicas:
-            return False
-        generation = str(generations.pop())
-        secrets = self.container_secrets()
-        image_id = self.image_id(service_image)
-        by_name = {container.name: container for container in current}
-        for spec in topology.replicas(generation):
-            container = by_name.get(spec.name)
-            kwargs = container_create_kwargs(spec, secrets, network=topology.network.name)
-            if container is None or container.status != "running":
-                return False
-            if container.labels.get(FINGERPRINT_LABEL) != _fingerprint(kwargs, image_id):
-                return False
-        return True
-
-    def require_running(self) -> None:
-        proxy = self._container(self.topology().proxy.name)
-        if proxy is None or proxy.status != "running" or not self.api_containers():
-            raise RolloutError(
-                f"the {self.config.environment!r} topology is not running: "
-                f"start it with `ops local --env {self.config.environment} up`"
-            )
-
-    def rollout(self, service_image: str) -> str:
-        """Replace the running replicas with ones of `service_image`, gated by health."""
-        image_id = self.image_id(service_image)
-        topology = self.topology(service_image)
-        old = self.api_containers()
-        generation = str(max((self._generation_of(container) for container in old), default=0) + 1)
-        specs = topology.replicas(generation)
-        self.say(
-            f"starting generation {generation}: {len(specs)} replicas of {_short(service_image)}"
-        )
-        started: list[Container] = []
-        try:
-            for spec in specs:
-                container, _ = self._ensure_container(spec, topology)
-                started.append(container)
-            wait_healthy(started, specs[0].healthcheck)
-            aliases = tuple(alias for spec in specs for alias in spec.aliases)
-            self._point_proxy_at(topology, aliases)
-        except (UnhealthyError, RolloutError, APIError) as error:
-            for container in started:
-                container.remove(force=True)
-            reason = error.explanation if isinstance(error, APIError) else str(error)
-            kept = (
-                f"{len(old)} replicas of the previous image keep serving"
-                if old
-                else "nothing was running"
-            )
-            raise RolloutError(
-                f"rollout of {service_image} stopped, its replicas never took traffic "
-                f"({kept}): {reason}"
-            ) from None
-        if old:
-            time.sleep(PROXY_SETTLE_SECONDS)
-            for container in old:
-                self.say(f"draining {container.name}")
-                container.stop(timeout=specs[0].stop_timeout_seconds)
-                container.remove(force=True)
-        self.state.record_rollout(image_id)
-        self.say(f"generation {generation} serves {_short(service_image)}")
-        return generation
-
-    def rollback(self) -> str:
-        history = self.state.history()
-        if history.previous_image is None:
-            raise RolloutError("no previous image recorded: nothing to roll back to")
-        self.rollout(history.previous_image)
-        return history.previous_image
-
     def down(self, *, volumes: bool = False) -> list[str]:
-        """Remove the containers and the network; the database volume only if asked."""
-        removed = []
-        topology = self.topology()
-        stop_timeouts: dict[str, int] = {
-            spec.role: spec.stop_timeout_seconds for spec in (topology.proxy, *topology.datastores)
-        }
-        containers = self.client.containers.list(
-            all=True, filters=_labels_filter(self.config.environment)
-        )
-        # The proxy first, so nothing is routed to a replica that is going away.
-        containers.sort(key=lambda container: container.labels.get(ROLE_LABEL) != "proxy")
-        for container in containers:
-            role = container.labels.get(ROLE_LABEL, "")
-            container.stop(timeout=stop_timeouts.get(role, 30))
+        """Remove the services, containers, network, secrets and configs; the
+        volumes only if asked."""
+        removed: list[str] = []
+        environment = self.config.environment
+        filters = _labels_filter(environment)
+        if (self.client.info().get("Swarm") or {}).get("LocalNodeState") == "active":
+            services = self.client.services.list(filters=filters)
+            # The proxy first, so nothing is routed to a replica that is going away.
+            services.sort(key=lambda svc: svc.attrs["Spec"]["Labels"].get(ROLE_LABEL) != "proxy")
+            for service in services:
+                service.remove()
+                removed.append(str(service.name))
+        for container in self.client.containers.list(all=True, filters=filters):
             container.remove(force=True)
-            removed.append(container.name or container.id or "")
+            removed.append(str(container.name))
+        self._wait_containers_gone()
+        topology = self.topology()
         try:
             self.client.networks.get(topology.network.name).remove()
         except NotFound:
@@ -491,6 +504,8 @@ class LocalRunner:
             raise RolloutError(
                 f"network {topology.network.name} not removed: {error.explanation}"
             ) from None
+        if (self.client.info().get("Swarm") or {}).get("LocalNodeState") == "active":
+            self._prune_objects()
         if volumes:
             for name in topology.volumes:
                 try:
@@ -502,20 +517,17 @@ class LocalRunner:
             self.state.forget_database_passwords()
         return removed
 
-    def status(self) -> list[ContainerStatus]:
-        found = self.client.containers.list(
-            all=True, filters=_labels_filter(self.config.environment)
-        )
-        statuses = []
-        for container in sorted(found, key=lambda item: item.name or ""):
-            state = container.attrs.get("State", {})
-            statuses.append(
-                ContainerStatus(
-                    name=container.name or "",
-                    role=container.labels.get(ROLE_LABEL, ""),
-                    image=str(container.attrs.get("Image", ""))[:19],
-                    state=str(state.get("Status", "")),
-                    health=str((state.get("Health") or {}).get("Status", "none")),
-                )
-            )
-        return statuses
+    def _wait_containers_gone(self, timeout: float = 60) -> None:
+        """Task containers outlive their service for their stop grace period."""
+        deadline = time.monotonic() + timeout
+        # Task containers carry their service's labels.
+        project = _labels_filter(self.config.environment)
+        while time.monotonic() < deadline:
+            left = self.client.containers.list(all=True, filters=project)
+            if not left:
+                return
+            time.sleep(0.5)
+
+    def status(self) -> list[TaskStatus]:
+        return self.tasks()
+

@@ -3,9 +3,9 @@
 - config.json: how the instance was brought up (images, ports, settings), so
   that rollout, rollback, status and down need no flags;
 - secrets.json (mode 0600): generated database passwords and the API keys;
-- history.json: the current and the previous service image, for rollback;
-- caddy-config/Caddyfile (bind-mounted read-only into the proxy) and
-  caddy-data/ (owned by the proxy's uid).
+- history.json: the current and the previous service image, for rollback.
+Everything else (the Caddyfile, certificates, the secrets the services read)
+lives in the engine: configs, volumes and secrets.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from infra.topology import LOCAL_POSTGRES_PORT, PROXY_UID, SERVICE_SECRET_SETTINGS
+from infra.topology import LOCAL_POSTGRES_PORT, SERVICE_SECRET_SETTINGS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATE_ROOT = REPO_ROOT / ".cache" / "local"
@@ -93,27 +93,9 @@ class LocalState:
         self.environment = environment
         self.directory = root / environment
 
-    @property
-    def caddy_config_dir(self) -> Path:
-        return self.directory / "caddy-config"
-
-    @property
-    def caddy_data_dir(self) -> Path:
-        return self.directory / "caddy-data"
-
-    @property
-    def caddyfile(self) -> Path:
-        return self.caddy_config_dir / "Caddyfile"
-
     def prepare(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.directory.chmod(0o700)
-        self.caddy_config_dir.mkdir(exist_ok=True)
-        self.caddy_config_dir.chmod(0o755)
-        self.caddy_data_dir.mkdir(exist_ok=True)
-        if os.geteuid() == 0:
-            uid, gid = (int(part) for part in PROXY_UID.split(":"))
-            os.chown(self.caddy_data_dir, uid, gid)
 
     # config.json
     def save_config(self, config: LocalConfig) -> None:

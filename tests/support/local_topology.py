@@ -10,6 +10,7 @@ rollout back to it when an earlier test left another image running.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -18,9 +19,9 @@ import httpx
 import pytest
 from docker.errors import NotFound
 
-from infra.local.runner import LocalRunner, wait_healthy
+from infra.local.runner import LocalRunner
 from infra.local.state import LocalConfig, LocalState
-from infra.topology import HealthCheck, Topology
+from infra.topology import Topology
 from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
 from tests.support.docker import TestImages
 from tests.support.servers import free_port
@@ -132,7 +133,14 @@ def ensure_fakes(client: docker.DockerClient, runner: LocalRunner, image: str, p
         },
     )
     container.start()
-    wait_healthy([container], HealthCheck(command=(), interval_seconds=1), timeout=60)
+    deadline = time.monotonic() + 60
+    while True:
+        container.reload()
+        if (container.attrs["State"].get("Health") or {}).get("Status") == "healthy":
+            return
+        if time.monotonic() > deadline or container.status == "exited":
+            raise RuntimeError(f"{name} is not healthy: {container.logs(tail=5)!r}")
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,13 @@
 #!/bin/sh
 # First start: create the cluster with the superuser password and the database.
 # Every start: run postgres in the foreground as PID 1 (SIGINT = fast shutdown).
+# Like the official image, the password may come from a file (a Docker secret).
 set -eu
 
-: "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD must be set}"
+if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
+    POSTGRES_PASSWORD="$(cat "$POSTGRES_PASSWORD_FILE")"
+fi
+: "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD or POSTGRES_PASSWORD_FILE must be set}"
 : "${POSTGRES_DB:=postgres}"
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
