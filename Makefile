@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+SUPABASE_CLI := tools/supabase-cli/node_modules/.bin/supabase
 INSTALLED := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | sha256sum | cut -c1-12)
 
 .PHONY: install local local-down run test lint typecheck bench lock clean-venv
@@ -13,8 +14,13 @@ $(INSTALLED): requirements-dev.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
-## install: the virtualenv with every locked dependency, as the other targets use it.
-install: $(INSTALLED)
+## install: the virtualenv with every locked dependency, and the pinned Supabase CLI.
+install: $(INSTALLED) $(SUPABASE_CLI)
+
+# The Supabase CLI from npm, pinned in tools/supabase-cli (the tests install it too).
+$(SUPABASE_CLI): tools/supabase-cli/package.json tools/supabase-cli/package-lock.json
+	npm ci --prefix tools/supabase-cli --no-audit --no-fund
+	touch $@
 
 ## local: build the image and run the whole topology on the local Docker engine.
 local: $(INSTALLED)
