@@ -19,6 +19,7 @@ from psycopg.errors import DataError
 from psycopg.errors import Error as PsycopgError
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from pydantic import ValidationError
 
 from jobsearch.breaker import CircuitBreaker
 from jobsearch.logging_setup import get_logger
@@ -46,6 +47,12 @@ _UPSERT = """
         expires_at = excluded.expires_at
 """
 _PURGE = "delete from job_cache where expires_at < now()"
+
+
+def _first(error: ValidationError) -> str:
+    """Where and what the first problem is ("jobs.0.applyLink: missing"), never the value."""
+    first = error.errors(include_input=False, include_url=False)[0]
+    return f"{'.'.join(map(str, first['loc']))}: {first['type']}"
 
 
 class CacheUnavailable(Exception):
@@ -116,10 +123,18 @@ class PostgresCache:
         return self.breaker.state != "open"
 
     async def get(self, source: str, request: JobSearchRequest) -> JobSearchResponse | None:
+        """The stored answer, or None: none stored, or one this model cannot read
+        (a miss, so that the search's answer replaces the row)."""
         row = await self._run(_LOOKUP, (source, request.cache_key), fetch=True)
         if row is None:
             return None
-        return JobSearchResponse.model_validate(row[0])
+        try:
+            return JobSearchResponse.model_validate(row[0])
+        except ValidationError as exc:
+            log.warning(
+                "cache_row_unreadable", source=source, errors=exc.error_count(), first=_first(exc)
+            )
+            return None
 
     async def put(
         self, source: str, request: JobSearchRequest, response: JobSearchResponse

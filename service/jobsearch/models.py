@@ -31,6 +31,10 @@ from pydantic.alias_generators import to_camel
 MAX_JOBS_PER_SOURCE = 15
 MAX_DESCRIPTION_CHARS = 500
 MAX_SALARY = 10_000_000
+# Part of every cache key. Raise it whenever JobSearchResponse (or Job) changes shape:
+# generations of the service share job_cache during a rollout and a rollback, and
+# each then reads only the rows its own model wrote.
+RESPONSE_SCHEMA_VERSION = 1
 
 
 class JobType(StrEnum):
@@ -239,9 +243,11 @@ class JobSearchRequest(BaseModel):
         """A hash that is equal for requests that would return the same jobs.
 
         Every field takes part (a field added later changes every key, which is
-        safe); the free-text ones count without case.
+        safe); the free-text ones count without case. The response schema's
+        version does too, so that a changed response model never meets old rows.
         """
-        canonical = [
+        canonical: list[tuple[str, object]] = [("__schema__", RESPONSE_SCHEMA_VERSION)]
+        canonical += [
             (name, value.casefold() if isinstance(value, str) else value)
             for name in sorted(type(self).model_fields)
             for value in (getattr(self, name),)

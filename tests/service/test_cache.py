@@ -1,16 +1,20 @@
-"""The two cache layers on their own: expiry in memory, purging in Postgres."""
+"""The two cache layers: expiry in memory, purging in Postgres, rows the service cannot read."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 
+import httpx
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from jobsearch.breaker import CircuitBreaker
 from jobsearch.cache import CacheUnavailable, MemoryCache, PostgresCache
 from jobsearch.models import Job, JobSearchRequest, JobSearchResponse
+from tests.conftest import ServiceRunner
+from tests.fakes.upstreams import FakeUpstreams
 
 EMPTY = JobSearchResponse(jobs=[], total=0)
 
@@ -79,3 +83,35 @@ def test_a_refused_value_ends_a_trial_and_the_cache_stays_in_use(app_database_ur
             await cache.close()
 
     assert asyncio.run(scenario()) == EMPTY
+
+
+def _drifted_row(migrated_database: str, request: JobSearchRequest) -> None:
+    """A row as another generation of the service wrote it: its job lacks `applyLink`."""
+    job = {
+        "id": "old-1", "title": "Schema Drift", "company": "c", "location": "", "city": "",
+        "state": "", "country": "", "salary": "", "type": "", "remote": False, "posted": "",
+        "description": "",
+    }  # fmt: skip
+    with psycopg.connect(migrated_database, autocommit=True) as admin:
+        admin.execute(
+            "insert into job_cache (source, request_hash, request, response, expires_at)"
+            " values ('jsearch', %s, '{}', %s, now() + interval '1 hour')",
+            (request.cache_key, Jsonb({"jobs": [job], "total": 1})),
+        )
+
+
+def test_a_row_the_model_cannot_read_is_a_miss_and_is_replaced(
+    run_service: ServiceRunner, fakes: FakeUpstreams, migrated_database: str
+) -> None:
+    _drifted_row(migrated_database, JobSearchRequest.model_validate({"jobTitle": "schema drift"}))
+    with run_service() as url:
+        # Another case, the same key.
+        first = httpx.post(f"{url}/api/jobs/jsearch", json={"jobTitle": "Schema Drift"})
+    assert first.status_code == 200, first.text
+    assert first.headers["x-cache"] == "miss"
+    assert fakes.jsearch.calls == 1
+    with run_service() as other_replica:  # a fresh memory cache: the row was replaced
+        again = httpx.post(f"{other_replica}/api/jobs/jsearch", json={"jobTitle": "schema drift"})
+    assert again.headers["x-cache"] == "hit"
+    assert again.json() == first.json()
+    assert fakes.jsearch.calls == 1

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from jobsearch import models
 from jobsearch.models import DatePosted, JobSearchRequest, JobType
 
 
@@ -111,6 +112,12 @@ def test_cache_key_ignores_case_spacing_and_spelling_variants() -> None:
 def test_cache_key_differs_when_the_search_differs() -> None:
     assert parse(city="Austin").cache_key != parse(city="Boston").cache_key
     assert parse(jobType="Remote").cache_key != parse(jobType="Hybrid").cache_key
+
+
+def test_cache_key_carries_the_response_schema_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = parse().cache_key
+    monkeypatch.setattr(models, "RESPONSE_SCHEMA_VERSION", models.RESPONSE_SCHEMA_VERSION + 1)
+    assert parse().cache_key != before
 
 
 def test_control_characters_are_refused() -> None:
