@@ -9,6 +9,7 @@ calls.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,16 +28,74 @@ OTHER = f"{REPOSITORY}@sha256:{'3' * 64}"
 DEPLOY = next(w for w in rules.load_all() if w.name == "deploy.yml")
 
 
+# Records, at each `pulumi preview` and `pulumi up` (the rollback's included), the
+# keys ssh-agent holds and the secrets-provider passphrase, then runs the stand-in.
+RECORDING_PULUMI = """\
+case " $* " in
+  *" up "*|*" preview "*)
+    {
+      echo "CALL $1"
+      echo "PASSPHRASE ${PULUMI_CONFIG_PASSPHRASE-<unset>}"
+      echo "AGENT ${SSH_AGENT_PID:-<none>}"
+      ssh-add -L 2>&1 | sed 's/^/KEY /'
+    } >> "$PULUMI_ENV_LOG"
+    ;;
+esac
+exec "$(dirname "$0")/pulumi-stand-in" "$@"
+"""
+
+
+@dataclass(frozen=True)
+class DeployKey:
+    private: str
+    public: str
+
+
+@pytest.fixture(scope="module")
+def deploy_key(tmp_path_factory: pytest.TempPathFactory) -> DeployKey:
+    path = tmp_path_factory.mktemp("deploy-key") / "id_ed25519"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "deploy@ci", "-f", str(path)],
+        check=True,
+        timeout=30,
+    )
+    return DeployKey(path.read_text(), path.with_suffix(".pub").read_text().strip())
+
+
 @dataclass
 class Pipeline:
     directory: Path
     state_path: Path
+    key: DeployKey
 
     def stacks(self) -> dict[str, Any]:
         return dict(json.loads(self.state_path.read_text())["stacks"])
 
     def calls(self) -> list[list[str]]:
         return list(json.loads(self.state_path.read_text()).get("calls", []))
+
+    def secrets(self, **changes: str) -> dict[str, str]:
+        secrets = {
+            "PULUMI_ACCESS_TOKEN": "pul-token",
+            "DEPLOY_SSH_KEY": self.key.private,
+            "SMOKE_SSH_KEY": "ssh-key",
+        }
+        secrets.update(changes)
+        return {name: value for name, value in secrets.items() if value}
+
+    def pulumi_env(self) -> list[dict[str, Any]]:
+        """What `pulumi preview` and `pulumi up` saw, call by call."""
+        log = self.directory / "pulumi-env.log"
+        calls: list[dict[str, Any]] = []
+        for line in log.read_text().splitlines() if log.exists() else []:
+            word, _, rest = line.partition(" ")
+            if word == "CALL":
+                calls.append({"call": rest, "keys": []})
+            elif word == "KEY":
+                calls[-1]["keys"].append(rest)
+            else:
+                calls[-1][word.lower()] = rest
+        return calls
 
     def smoke_env(self) -> dict[str, str]:
         return dict(json.loads((self.directory / "smoke-env.json").read_text()))
@@ -52,11 +111,12 @@ class Pipeline:
             contexts={
                 "inputs": {"stack": stack, "image": image, "promote-from": promote_from},
                 "vars": {},
-                "secrets": {"PULUMI_ACCESS_TOKEN": "pul-token", "SMOKE_SSH_KEY": "ssh-key"}
-                if secrets is None
-                else secrets,
+                "secrets": self.secrets() if secrets is None else secrets,
             },
-            extra_env={"FAKE_PULUMI_STATE": str(self.state_path)},
+            extra_env={
+                "FAKE_PULUMI_STATE": str(self.state_path),
+                "PULUMI_ENV_LOG": str(self.directory / "pulumi-env.log"),
+            },
             cwd=checkout(self.directory / "checkout", "requirements-dev.lock"),
         )
 
@@ -73,8 +133,9 @@ def stack(image: str | None, **config: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def pipeline(tmp_path: Path) -> Pipeline:
-    install(tmp_path / "bin")
+def pipeline(tmp_path: Path, deploy_key: DeployKey) -> Pipeline:
+    install(tmp_path / "bin").rename(tmp_path / "bin" / "pulumi-stand-in")
+    stand_in(tmp_path / "bin", "pulumi", RECORDING_PULUMI)
     stand_in(tmp_path / "bin", "make", "exit 0\n")
     # Records the smoke tests' environment, then passes or fails as the test says.
     stand_in(
@@ -95,7 +156,7 @@ def pipeline(tmp_path: Path) -> Pipeline:
             }
         )
     )
-    return Pipeline(tmp_path, state_path)
+    return Pipeline(tmp_path, state_path, deploy_key)
 
 
 def test_a_good_image_is_deployed_by_digest_and_smoke_tested(pipeline: Pipeline) -> None:
@@ -147,7 +208,8 @@ def test_a_tag_is_refused_before_anything_changes(pipeline: Pipeline) -> None:
     assert run.failed
     assert run.step("The image must be pinned by digest").outcome == "failure"
     assert [name for name in run.ran if name != "Check out"] == [
-        "The image must be pinned by digest"
+        "The image must be pinned by digest",
+        "Stop the SSH agent",  # always; it stops nothing here
     ]
     assert pipeline.calls() == []
 
@@ -220,7 +282,7 @@ def test_without_pulumi_credentials_nothing_is_touched(pipeline: Pipeline) -> No
 
 
 def test_without_the_ssh_key_the_smoke_step_fails_and_rolls_back(pipeline: Pipeline) -> None:
-    run = pipeline.run("staging", NEW, secrets={"PULUMI_ACCESS_TOKEN": "pul-token"})
+    run = pipeline.run("staging", NEW, secrets=pipeline.secrets(SMOKE_SSH_KEY=""))
 
     assert run.failed
     assert "has no secret SMOKE_SSH_KEY" in run.log
@@ -240,3 +302,63 @@ def test_the_host_key_the_stack_made_is_preferred_to_the_configured_one(
     assert not run.failed, run.log
     known_hosts = Path(pipeline.smoke_env()["SMOKE_SSH_KNOWN_HOSTS"]).read_text()
     assert known_hosts == "203.0.113.10 ssh-ed25519 AAAAGeneratedByTheStack\n"
+
+
+def _agent_gone(pid: str) -> bool:
+    """No such process, or only a zombie (the agent daemonizes: nobody here reaps it)."""
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] == "Z"
+
+
+def test_pulumi_up_and_the_rollback_reach_the_host_with_the_deploy_key(
+    pipeline: Pipeline,
+) -> None:
+    """The provider's SSH (docker, command.remote) uses ssh-agent: the key must be in it."""
+    run = pipeline.run("staging", NEW, smoke_passes=False)
+
+    assert run.step("Roll back").outcome == "failure", run.log  # rolled back, then failed
+    calls = pipeline.pulumi_env()
+    assert [call["call"] for call in calls] == ["preview", "up", "up"]  # deploy, then rollback
+    for call in calls:
+        assert call["keys"] == [pipeline.key.public], call
+    assert pipeline.stacks()["staging"]["outputs"]["image_ref"] == OLD
+    # The agent does not outlive the job.
+    assert _agent_gone(calls[0]["agent"])
+    assert run.step("Stop the SSH agent").outcome == "success"
+
+
+def test_without_the_deploy_key_nothing_is_touched(pipeline: Pipeline) -> None:
+    run = pipeline.run("staging", NEW, secrets=pipeline.secrets(DEPLOY_SSH_KEY=""))
+
+    assert run.failed
+    assert "the staging environment has no secret DEPLOY_SSH_KEY" in run.log
+    assert [call[0] for call in pipeline.calls() if call[0] in ("up", "preview", "config")] == []
+    assert run.step("Roll back").outcome == "skipped"
+
+
+def test_a_key_ssh_add_refuses_stops_the_deploy_before_anything_changes(
+    pipeline: Pipeline,
+) -> None:
+    run = pipeline.run("staging", NEW, secrets=pipeline.secrets(DEPLOY_SSH_KEY="not a key"))
+
+    assert run.failed
+    assert [call[0] for call in pipeline.calls() if call[0] in ("up", "preview", "config")] == []
+
+
+def test_the_passphrase_reaches_pulumi_only_when_the_environment_has_one(
+    pipeline: Pipeline,
+) -> None:
+    with_passphrase = pipeline.run(
+        "staging", NEW, secrets=pipeline.secrets(PULUMI_CONFIG_PASSPHRASE="correct horse")
+    )
+    assert not with_passphrase.failed, with_passphrase.log
+    assert {call["passphrase"] for call in pipeline.pulumi_env()} == {"correct horse"}
+
+    (pipeline.directory / "pulumi-env.log").unlink()
+    without = pipeline.run("staging", OTHER)
+    assert not without.failed, without.log
+    # Unset, not empty: an empty passphrase is a wrong one for the passphrase provider.
+    assert {call["passphrase"] for call in pipeline.pulumi_env()} == {"<unset>"}
