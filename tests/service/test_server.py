@@ -1,9 +1,11 @@
 """SIGTERM drains: /health turns 503 at once, requests are served for DRAIN_SECONDS, then
-uvicorn's graceful shutdown lets the in-flight ones finish. The console script, two workers,
-real sockets; SIGTERM to the main process alone, as Docker sends it."""
+uvicorn's graceful shutdown lets the in-flight ones finish; SIGINT stops at once.
+The console script as its own process, real sockets; SIGTERM to the main process
+alone, as Docker sends it."""
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 import uuid
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from infra.topology import SERVICE_STOP_GRACE_SECONDS
 from jobsearch.server import DRAIN_SECONDS, GRACEFUL_SHUTDOWN_SECONDS
 from tests.fakes.upstreams import JSEARCH_KEY, FakeUpstreams
 from tests.support.processes import run_service_process
@@ -19,8 +22,6 @@ from tests.support.processes import run_service_process
 SLOW_UPSTREAM_SECONDS = DRAIN_SECONDS + 2.0
 # The proxy health-checks every 1 s; the supervisor forwards SIGTERM within 0.5 s.
 DRAINING_WITHIN_SECONDS = 1.5
-# Swarm's stop_grace_period, after which it sends SIGKILL.
-STOP_GRACE_PERIOD_SECONDS = 30
 
 
 def _search(url: str) -> httpx.Response:
@@ -33,7 +34,8 @@ def _search(url: str) -> httpx.Response:
 
 
 def test_drain_and_graceful_shutdown_fit_in_the_stop_grace_period() -> None:
-    assert DRAIN_SECONDS + GRACEFUL_SHUTDOWN_SECONDS < STOP_GRACE_PERIOD_SECONDS
+    # Swarm's stop_grace_period for the service, after which it sends SIGKILL.
+    assert DRAIN_SECONDS + GRACEFUL_SHUTDOWN_SECONDS < SERVICE_STOP_GRACE_SECONDS
 
 
 def test_sigterm_drains_then_finishes_in_flight_requests_and_exits_cleanly(
@@ -107,3 +109,31 @@ def test_sigterm_drains_then_finishes_in_flight_requests_and_exits_cleanly(
     log = log_path.read_text()
     assert log.count("Received SIGTERM; draining") == 2, "both workers drained"
     assert log.count("Finished server process") == 2
+
+
+def test_a_single_worker_drains_too(tmp_path: Path, fakes: FakeUpstreams, fakes_url: str) -> None:
+    """WORKERS=1 (`make run`'s default) runs the server in the main process itself."""
+    env = {"WORKERS": "1", "RAPID_API_KEY": JSEARCH_KEY, "JSEARCH_BASE_URL": fakes_url}
+    with run_service_process(env, log_path=tmp_path / "log") as (url, process):
+        process.terminate()
+        signalled = time.monotonic()
+        health = httpx.get(f"{url}/health", timeout=2)
+        while health.status_code == 200 and time.monotonic() - signalled < 5:
+            time.sleep(0.05)
+            health = httpx.get(f"{url}/health", timeout=2)
+        assert (health.status_code, health.json()) == (503, {"status": "draining"})
+        assert time.monotonic() - signalled < DRAINING_WITHIN_SECONDS
+        assert _search(url).status_code == 200
+        exit_code = process.wait(timeout=DRAIN_SECONDS + GRACEFUL_SHUTDOWN_SECONDS)
+        assert time.monotonic() - signalled >= DRAIN_SECONDS
+    # uvicorn re-raises the signal once shut down; as a container's PID 1 that exit is 0.
+    assert exit_code == -signal.SIGTERM
+
+
+def test_sigint_skips_the_drain(tmp_path: Path) -> None:
+    """Ctrl-C under `make run` stops at once."""
+    with run_service_process({"WORKERS": "1"}, log_path=tmp_path / "log") as (_, process):
+        process.send_signal(signal.SIGINT)
+        signalled = time.monotonic()
+        assert process.wait(timeout=DRAIN_SECONDS + GRACEFUL_SHUTDOWN_SECONDS) == 0
+        assert time.monotonic() - signalled < DRAIN_SECONDS
