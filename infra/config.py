@@ -257,6 +257,13 @@ _SSH_KEY = re.compile(
     r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( \S.*)?"
 )
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# sshUser goes into sshd_config (AllowUsers), cloud-init and ssh:// URLs; hostAddress
+# into ssh:// URLs and known_hosts lines: one word each, nothing ssh could read as more.
+_SSH_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_DNS_NAME = re.compile(
+    r"(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+)
 
 
 class ConfigError(pulumi.RunError):
@@ -678,8 +685,32 @@ def _image_rules(config: StackConfig) -> list[Problem]:
     return problems
 
 
+def _is_host_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return _DNS_NAME.fullmatch(value) is not None and not value.startswith("-")
+    return True
+
+
 def _host_rules(config: StackConfig) -> list[Problem]:
     problems = []
+    if not _SSH_USER.fullmatch(config.ssh_user):
+        problems.append(
+            _problem(
+                "sshUser",
+                "must be a Unix user name: a lowercase letter or _, then up to 31 lowercase "
+                f"letters, digits, _ or - (got {config.ssh_user!r})",
+            )
+        )
+    if config.host_address and not _is_host_address(config.host_address):
+        problems.append(
+            _problem(
+                "hostAddress",
+                "must be an IP address or a DNS name, without user, port or brackets "
+                f"(got {config.host_address!r})",
+            )
+        )
     if config.host_mode == "local" and config.environment != "dev":
         problems.append(
             _problem("hostMode", f"local is for dev stacks only, not {config.environment}")

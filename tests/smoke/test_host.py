@@ -1,8 +1,9 @@
 """The deployed stack's host, over SSH with testinfra (after a deploy, in CI).
 
 Needs SMOKE_SSH_HOST (user@address), SMOKE_SSH_KEY_FILE, SMOKE_SSH_KNOWN_HOSTS
-(the stack's pinned host key) and SMOKE_ENVIRONMENT (staging or prod); the
-deploy workflow sets them. In the normal suite the same checks run against the
+(the stack's pinned host key, `[host]:port` off port 22) and SMOKE_ENVIRONMENT
+(staging or prod), and SMOKE_SSH_PORT when it is not 22; the deploy workflow
+sets them. In the normal suite the same checks run against the
 local topology (tests/infra/ops/test_local_stack.py).
 """
 
@@ -27,8 +28,12 @@ def deployed_host() -> Any:
         pytest.skip("no deployed host to check (SMOKE_SSH_HOST is unset)")
     assert not missing, f"set {', '.join(missing)} too"
     known_hosts = shlex.quote(os.environ["SMOKE_SSH_KNOWN_HOSTS"])
+    user, _, address = os.environ["SMOKE_SSH_HOST"].rpartition("@")
+    if ":" in address:  # IPv6
+        address = f"[{address}]"
+    port = os.environ.get("SMOKE_SSH_PORT", "22")
     return testinfra.get_host(
-        f"ssh://{os.environ['SMOKE_SSH_HOST']}",
+        f"ssh://{user}@{address}:{port}",
         ssh_identity_file=os.environ["SMOKE_SSH_KEY_FILE"],
         # The stack's pinned key only: never trust a key on first use.
         ssh_extra_args=(

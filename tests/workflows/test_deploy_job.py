@@ -362,3 +362,27 @@ def test_the_passphrase_reaches_pulumi_only_when_the_environment_has_one(
     assert not without.failed, without.log
     # Unset, not empty: an empty passphrase is a wrong one for the passphrase provider.
     assert {call["passphrase"] for call in pipeline.pulumi_env()} == {"<unset>"}
+
+
+def test_a_host_on_another_ssh_port_is_pinned_as_host_and_port(pipeline: Pipeline) -> None:
+    """ssh looks a non-22 port up as `[host]:port` in known_hosts (review L10)."""
+    state = json.loads(pipeline.state_path.read_text())
+    state["stacks"]["staging"]["config"]["jobsearch:sshPort"] = "2222"
+    pipeline.state_path.write_text(json.dumps(state))
+
+    run = pipeline.run("staging", NEW)
+
+    assert not run.failed, run.log
+    smoke = pipeline.smoke_env()
+    known_hosts = Path(smoke["SMOKE_SSH_KNOWN_HOSTS"]).read_text()
+    assert known_hosts == "[203.0.113.10]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample\n"
+    assert smoke["SMOKE_SSH_PORT"] == "2222"
+
+
+def test_port_22_keeps_the_plain_host_in_known_hosts(pipeline: Pipeline) -> None:
+    run = pipeline.run("staging", NEW)
+
+    assert not run.failed, run.log
+    smoke = pipeline.smoke_env()
+    assert Path(smoke["SMOKE_SSH_KNOWN_HOSTS"]).read_text().startswith("203.0.113.10 ssh-ed25519")
+    assert smoke["SMOKE_SSH_PORT"] == "22"

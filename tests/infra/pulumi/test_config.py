@@ -337,3 +337,54 @@ def test_a_half_set_registry_login_names_the_missing_half() -> None:
     message = problems(only_password)
     assert "jobsearch:registryUsername is not set" in message
     assert "pulumi config set jobsearch:registryUsername" in message
+
+
+# --- sshUser and hostAddress go into sshd_config, known_hosts and ssh URLs (review L10) ---
+
+
+@pytest.mark.parametrize(
+    "user", ["deploy\nAllowUsers root", "deploy root", "Deploy", "-oProxyCommand=x", "", "a" * 33]
+)
+def test_a_bad_ssh_user_is_refused_with_its_fix(user: str) -> None:
+    message = problems(committed_stack("staging").with_values(sshUser=user))
+
+    assert "jobsearch:sshUser must be a Unix user name" in message
+    assert "Fix: pulumi config set jobsearch:sshUser deploy -s staging" in message
+    assert "\nAllowUsers root" not in message  # shown quoted, never as a line of its own
+
+
+@pytest.mark.parametrize("user", ["deploy", "ci_deploy", "deploy-2", "_svc"])
+def test_a_plain_ssh_user_is_accepted(user: str) -> None:
+    assert load_run(committed_stack("staging").with_values(sshUser=user)).ssh_user == user
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "198.51.100.7\n@cert-authority * ssh-ed25519 AAAA",
+        "198.51.100.7 other.example.com",
+        "host.example.com,*",
+        "deploy@198.51.100.7",
+        "-oProxyCommand=sh",
+        "[198.51.100.7]:2222",
+        "http://198.51.100.7",
+    ],
+)
+def test_a_bad_host_address_is_refused_with_its_fix(address: str) -> None:
+    run = committed_stack("prod").with_values(
+        hostMode="existing", hostAddress=address, hostKey="ssh-ed25519 AAAAC3Nza"
+    )
+
+    message = problems(run)
+
+    assert "jobsearch:hostAddress must be an IP address or a DNS name" in message
+    assert "Fix: pulumi config set jobsearch:hostAddress <203.0.113.10> -s prod" in message
+
+
+@pytest.mark.parametrize("address", ["198.51.100.7", "2001:db8::7", "host-1.example.com"])
+def test_an_ip_address_or_a_dns_name_is_accepted(address: str) -> None:
+    run = committed_stack("prod").with_values(
+        hostMode="existing", hostAddress=address, hostKey="ssh-ed25519 AAAAC3Nza"
+    )
+
+    assert load_run(run).host_address == address
