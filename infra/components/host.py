@@ -59,6 +59,37 @@ class HostArgs:
     protect: bool = False
 
 
+# The Hetzner metadata service serves the VM's user data, which holds its SSH
+# host private key, to any process that asks. Containers must not reach it;
+# the host itself (cloud-init) still does: DOCKER-USER sees only routed traffic.
+METADATA_ADDRESS = "169.254.169.254"
+BLOCK_METADATA_SCRIPT = "/usr/local/sbin/jobsearch-block-metadata"
+BLOCK_METADATA_UNIT = "jobsearch-block-metadata.service"
+_BLOCK_METADATA = f"""#!/bin/sh
+# Drop what containers send to the metadata service ({METADATA_ADDRESS}).
+# Docker leaves the DOCKER-USER chain to us and sends all forwarded traffic
+# through it first; run after every Docker start ({BLOCK_METADATA_UNIT}).
+set -eu
+iptables -N DOCKER-USER 2>/dev/null || true
+if ! iptables -C DOCKER-USER -d {METADATA_ADDRESS}/32 -j DROP 2>/dev/null; then
+  iptables -I DOCKER-USER 1 -d {METADATA_ADDRESS}/32 -j DROP
+fi
+"""
+_BLOCK_METADATA_UNIT = f"""[Unit]
+Description=Keep containers away from the metadata service
+After=docker.service
+PartOf=docker.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart={BLOCK_METADATA_SCRIPT}
+
+[Install]
+WantedBy=docker.service
+"""
+
+
 def docker_ssh_options(host_key: str) -> list[str]:
     """ssh(1) options that accept exactly this host key and nothing else.
 
@@ -83,7 +114,8 @@ def cloud_init(
     ssh_port: int,
     public_ports: Sequence[int],
 ) -> str:
-    """First-boot setup of a VM: Docker, the deploy user, upgrades, SSH and a firewall.
+    """First-boot setup of a VM: Docker, the deploy user, upgrades, SSH and a firewall
+    (ufw for what comes in; a DOCKER-USER rule keeps containers from the metadata service).
 
     JSON is valid YAML, so the document is written with json and needs no YAML library.
     """
@@ -131,11 +163,19 @@ def cloud_init(
                     }
                 ),
             },
+            {"path": BLOCK_METADATA_SCRIPT, "permissions": "0755", "content": _BLOCK_METADATA},
+            {
+                "path": f"/etc/systemd/system/{BLOCK_METADATA_UNIT}",
+                "permissions": "0644",
+                "content": _BLOCK_METADATA_UNIT,
+            },
         ],
         "runcmd": [
             # The docker group exists only once the package is installed.
             ["usermod", "-aG", "docker", user],
             ["systemctl", "enable", "--now", "docker"],
+            ["systemctl", "daemon-reload"],
+            ["systemctl", "enable", "--now", BLOCK_METADATA_UNIT],
             ["systemctl", "enable", "--now", "unattended-upgrades"],
             ["ufw", "default", "deny", "incoming"],
             ["ufw", "default", "allow", "outgoing"],

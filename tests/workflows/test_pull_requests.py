@@ -83,7 +83,9 @@ def preview_bin(tmp_path: Path) -> Path:
     install(tmp_path / "bin")
     stand_in(tmp_path / "bin", "make", "exit 0\n")
     checkout(tmp_path / "checkout", "requirements-dev.lock")
-    stacks = {name: {"outputs": {}, "history": []} for name in ("staging", "prod")}
+    stacks: dict[str, dict[str, Any]] = {
+        name: {"outputs": {}, "history": []} for name in ("staging", "prod")
+    }
     (tmp_path / "state.json").write_text(json.dumps({"stacks": stacks}))
     return tmp_path
 
