@@ -4,8 +4,10 @@
   (dev) this machine's Docker engine;
 - the cache database's schema (versioned migrations) and the service's own
   least-privilege login, before any container changes;
-- the service, as infra/topology.py describes it: a network, images pinned by
-  digest, the replicas, Redis, and Caddy with automatic HTTPS;
+- the service, as infra/topology.py describes it, on Docker Swarm mode: an
+  overlay network, Docker secrets and configs, and the swarm services (the
+  API's replicas by image digest, Redis, and Caddy with automatic HTTPS),
+  whose rollouts and rollbacks the engine runs;
 - the API's DNS record, external checks and alerts, and (optional) the
   frontend's BACKEND_URL.
 
@@ -24,7 +26,7 @@ from infra.components.domain import Domain, DomainArgs, record_type
 from infra.components.frontend import Frontend, FrontendArgs
 from infra.components.host import Host, HostArgs, RegistryLogin
 from infra.components.monitoring import Monitoring, MonitoringArgs, SentryAlerting
-from infra.components.service import Service, ServiceArgs, rollout_generation
+from infra.components.service import Service, ServiceArgs
 from infra.config import (
     KEYS_BY_NAME,
     ConfigError,
@@ -65,6 +67,7 @@ async def main() -> dict[str, Any]:
     config = load(pulumi.get_stack(), PulumiConfigSource())
     images = await resolve_images(config)
     topology = describe(config.topology_spec(images.images()))
+    registry = _registry(config, images.service)
 
     host = Host(
         "host",
@@ -82,7 +85,7 @@ async def main() -> dict[str, Any]:
             hcloud_token=secret(config.hcloud_token) if config.hcloud_token else None,
             public_ports=(config.http_port, config.https_port),
             docker_host=config.docker_host,
-            registry=_registry(config, images.service),
+            registry=registry,
             protect=config.environment == "prod",
         ),
     )
@@ -92,16 +95,14 @@ async def main() -> dict[str, Any]:
             admin_url=secret(config.database_url), app_password=secret(config.app_db_password)
         ),
     )
-    generation = rollout_generation(topology, config.secrets_fingerprint())
     service = Service(
         "service",
         ServiceArgs(
             topology=topology,
-            generation=generation,
             host=host,
             secrets=_service_secrets(config, database),
             prerequisites=[database],
-            pull_images=config.host_mode != "local",
+            registry=registry,
         ),
     )
     url = config.public_url(host.address)
@@ -165,10 +166,9 @@ async def main() -> dict[str, Any]:
         "proxy_image_ref": images.proxy,
         "redis_image_ref": images.redis,
         "images_from": images.source,
-        "generation": generation,
-        "replicas": [replica.name for replica in topology.replicas(generation)],
         "schema_migrations": database.applied,
         "monitored_alerts": sorted(monitoring.checks) if monitoring is not None else [],
+        "service_name": service.api.name,
         "service_network": service.network.name,
     }
 

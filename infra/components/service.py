@@ -1,29 +1,29 @@
-"""The service on its host: infra/topology.py turned into pulumi-docker resources.
+"""The service on its host: infra/topology.py as swarm services, through pulumi-docker.
 
-Nothing here describes a container: `container_args` translates a topology
-ContainerSpec property by property, and tests/infra/test_topology_drift.py
-checks it against the local runner's translation of the same spec.
+Nothing here describes a service. `infra.swarm.engine_spec` is the one
+translation of a topology ServiceSpec (the local run sends it to the engine as
+it is); `service_spec_args` below is only a schema adapter from that engine
+spec to pulumi-docker's `Service` inputs, which tests/infra/test_swarm_spec.py
+proves lossless, property by property, except for the one gap it lists.
 
-A rollout drops no request:
-1. the new replicas (new generation, new names and aliases) are created next
-   to the old ones, and each creation waits until Docker reports it healthy
-   (`wait=True`); Pulumi replaces create-before-delete by default;
-2. then the proxy's Caddyfile is rewritten to list only the new aliases,
-   validated, and Caddy reloaded gracefully (a command that depends on the
-   new replicas, so it runs only once they are healthy);
-3. Pulumi deletes the replaced replicas last, after everything that depends
-   on them was updated; each gets SIGTERM and `stop_timeout` seconds to
-   finish its in-flight requests (`destroy_grace_seconds`).
-The proxy and Redis keep fixed names and host ports, so they are replaced
-delete-before-create: a change to them (a new Caddy or Redis image) is a
-short interruption, which the README says.
+What the component creates, against the manager's engine (over SSH):
+- a host script that puts the engine in swarm mode if it is not, and creates
+  the named volumes, each owned by the user of the service that mounts it;
+- the overlay network;
+- one Docker secret per secret value, and one config per config file. Both are
+  immutable in a swarm, so they carry no fixed name: Pulumi names them, and a
+  changed value is a new object (replaced create-before-delete). The services
+  move to it in a rolling update, and the old object is deleted after that;
+- the swarm services, in order: the datastores, the API (after the migrations),
+  then the proxy. Each `pulumi up` waits until the engine has converged
+  (`converge_config`); the engine itself runs the rollout, health-gated, and
+  rolls back on failure. Caddy finds the replicas through the swarm's DNS, so
+  nothing is reloaded at a rollout.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
+import base64
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,365 +32,528 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 
-from infra.components.host import Host
-from infra.config import image_generation
-from infra.topology import PROXY_UID, ContainerSpec, HealthCheck, Topology, base_labels
+from infra.components.host import Host, RegistryLogin
+from infra.swarm import NANOSECONDS, ObjectRef, engine_spec
+from infra.topology import (
+    LOGICAL_NAME_LABEL,
+    Role,
+    ServiceSpec,
+    Topology,
+    base_labels,
+)
 
 COMPONENT_TYPE = "jobsearch:platform:Service"
-# Headroom over the health check's own worst case before a creation is failed.
-_WAIT_MARGIN_SECONDS = 60
-CADDYFILE_MOUNT = "/etc/caddy"
-CADDY_DATA_MOUNT = "/data"
+# Engine spec properties pulumi-docker 5.2's Service cannot express, and why.
+# service_spec_args drops exactly these; everything else maps one to one.
+UNSUPPORTED = {
+    ("TaskTemplate", "Resources", "Limits", "Pids"): (
+        "pulumi-docker 5.2's Service has no pids limit (ServiceTaskSpecResourcesLimitsArgs "
+        "has memory_bytes and nano_cpus only); the stacks' tasks run without one"
+    ),
+}
+DATASTORE_ROLES: tuple[Role, ...] = ("redis", "postgres")
+# How often `pulumi up` asks the engine whether a service has converged.
+CONVERGE_POLL_SECONDS = 5
+# Headroom over the engine's own worst case before `pulumi up` gives up waiting.
+CONVERGE_MARGIN_SECONDS = 60
 
 
-def _seconds(value: int) -> str:
-    return f"{value}s"
+# --- the schema adapter: engine ServiceSpec -> docker.Service inputs ---------------
 
 
-def wait_timeout(check: HealthCheck) -> int:
-    """How long a creation may wait for `healthy`: the check's own worst case plus margin."""
-    return check.worst_case_seconds + _WAIT_MARGIN_SECONDS
+class _Keys:
+    """One object of the engine spec, read key by key: a key left unread is an error,
+    so a property swarm.py adds cannot be silently lost on the way to Pulumi."""
+
+    def __init__(self, where: str, value: Mapping[str, Any]) -> None:
+        self.where = where
+        self._left = dict(value)
+
+    def take(self, key: str) -> Any:
+        if key not in self._left:
+            raise ValueError(f"{self.where} has no {key}")
+        return self._left.pop(key)
+
+    def optional(self, key: str) -> Any:
+        return self._left.pop(key, None)
+
+    def drop(self, key: str) -> None:
+        path = (*self.where.split("."), key)
+        if path not in UNSUPPORTED:
+            raise ValueError(f"{self.where}.{key} is not a known gap of pulumi-docker")
+        self._left.pop(key, None)
+
+    def done(self) -> None:
+        if self._left:
+            raise ValueError(f"{self.where}: no pulumi-docker mapping for {sorted(self._left)}")
 
 
-def _environment(
-    spec: ContainerSpec, secrets: Mapping[str, pulumi.Input[str]]
-) -> list[str] | pulumi.Output[list[str]]:
-    leaked = sorted(set(spec.env) & set(spec.secret_env))
-    if leaked:
-        raise ValueError(f"{spec.name}: {', '.join(leaked)} must come from secrets, not env")
-    plain = [f"{name}={value}" for name, value in sorted(spec.env.items())]
-    names = [name for name in spec.secret_env if name in secrets]
-    if not names:
-        return plain
+def duration(nanoseconds: int) -> str:
+    """An engine duration (nanoseconds) as the provider's duration string."""
+    if nanoseconds % NANOSECONDS == 0:
+        return f"{nanoseconds // NANOSECONDS}s"
+    if nanoseconds % 1_000_000 == 0:
+        return f"{nanoseconds // 1_000_000}ms"
+    raise ValueError(f"{nanoseconds} ns is not a whole number of milliseconds")
 
-    def with_secrets(values: list[str]) -> list[str]:
-        return plain + [f"{name}={value}" for name, value in zip(names, values, strict=True)]
 
-    combined: pulumi.Output[list[str]] = pulumi.Output.all(*(secrets[n] for n in names)).apply(
-        with_secrets
+def _labels(labels: Mapping[str, str]) -> list[tuple[str, str]]:
+    return sorted(labels.items())
+
+
+def _env(entries: Sequence[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for entry in entries:
+        name, separator, value = entry.partition("=")
+        if not separator or name in env:
+            raise ValueError(f"Env entry {entry!r} is not a unique NAME=value")
+        env[name] = value
+    return env
+
+
+def _healthcheck(value: Mapping[str, Any]) -> docker.ServiceTaskSpecContainerSpecHealthcheckArgs:
+    check = _Keys("TaskTemplate.ContainerSpec.Healthcheck", value)
+    args = docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
+        tests=list(check.take("Test")),
+        interval=duration(check.take("Interval")),
+        timeout=duration(check.take("Timeout")),
+        retries=check.take("Retries"),
+        start_period=duration(check.take("StartPeriod")),
     )
-    # Secret as a whole: the engine stores it encrypted and previews show [secret].
-    secret: pulumi.Output[list[str]] = pulumi.Output.secret(combined)
-    return secret
-
-
-def container_args(
-    spec: ContainerSpec,
-    secrets: Mapping[str, pulumi.Input[str]],
-    *,
-    network: pulumi.Input[str] | None = None,
-) -> dict[str, Any]:
-    """The docker.Container keyword arguments for one ContainerSpec.
-
-    `secrets` holds the values of the spec's `secret_env` names; a name without
-    a value is left unset (the service treats unset as off). Any secret makes
-    the whole `envs` a Pulumi secret.
-    """
-    check = spec.healthcheck
-    args: dict[str, Any] = {
-        "name": spec.name,
-        "image": spec.image,
-        "envs": _environment(spec, secrets),
-        "user": spec.user,
-        "healthcheck": docker.ContainerHealthcheckArgs(
-            tests=["CMD", *check.command],
-            interval=_seconds(check.interval_seconds),
-            timeout=_seconds(check.timeout_seconds),
-            retries=check.retries,
-            start_period=_seconds(check.start_period_seconds),
-        ),
-        "memory": spec.limits.memory_mb,
-        "cpus": f"{spec.limits.cpus:g}",
-        "read_only": spec.read_only,
-        "tmpfs": dict(spec.tmpfs),
-        "mounts": [
-            docker.ContainerMountArgs(
-                target=mount.target,
-                type=mount.kind,
-                source=mount.source,
-                read_only=mount.read_only,
-            )
-            for mount in spec.mounts
-        ],
-        "ports": [
-            docker.ContainerPortArgs(
-                internal=port.container_port,
-                external=port.host_port,
-                ip=port.host_ip,
-                protocol=port.protocol,
-            )
-            for port in spec.ports
-        ],
-        "capabilities": docker.ContainerCapabilitiesArgs(
-            drops=list(spec.cap_drop), adds=list(spec.cap_add)
-        ),
-        "security_opts": list(spec.security_opt),
-        "restart": spec.restart,
-        "log_driver": spec.logging.driver,
-        "log_opts": spec.logging.options(),
-        "labels": [
-            docker.ContainerLabelArgs(label=label, value=value)
-            for label, value in sorted(spec.labels.items())
-        ],
-        "stop_timeout": spec.stop_timeout_seconds,
-        # Deleting stops the container first (SIGTERM, then this long), so a
-        # replaced replica finishes its in-flight requests.
-        "destroy_grace_seconds": spec.stop_timeout_seconds,
-        "wait": True,
-        "wait_timeout": wait_timeout(check),
-        "must_run": True,
-    }
-    if spec.command is not None:
-        args["command"] = list(spec.command)
-    if network is not None:
-        args["network_mode"] = network
-        args["networks_advanced"] = [
-            docker.ContainerNetworksAdvancedArgs(
-                name=network, aliases=list(spec.aliases), ipv4_address=spec.ipv4_address
-            )
-        ]
+    check.done()
     return args
 
 
-def rollout_generation(topology: Topology, secrets_fingerprint: str) -> str:
-    """The name of the replicas' generation: it changes whenever a replica would.
+def _mount(value: Mapping[str, Any]) -> docker.ServiceTaskSpecContainerSpecMountArgs:
+    mount = _Keys("TaskTemplate.ContainerSpec.Mounts[]", value)
+    tmpfs = mount.optional("TmpfsOptions")
+    tmpfs_args = None
+    if tmpfs is not None:
+        options = _Keys("TaskTemplate.ContainerSpec.Mounts[].TmpfsOptions", tmpfs)
+        tmpfs_args = docker.ServiceTaskSpecContainerSpecMountTmpfsOptionsArgs(
+            size_bytes=options.take("SizeBytes"), mode=options.take("Mode")
+        )
+        options.done()
+    args = docker.ServiceTaskSpecContainerSpecMountArgs(
+        type=mount.take("Type"),
+        target=mount.take("Target"),
+        source=mount.optional("Source"),
+        read_only=mount.take("ReadOnly"),
+        tmpfs_options=tmpfs_args,
+    )
+    mount.done()
+    return args
 
-    Eight characters of the image digest, so a rollout's names say which image
-    runs, then four of a hash over everything else a replica is made of (its
-    settings and a keyed fingerprint of its secrets). A replica can only be
-    replaced create-before-delete under a new name, so a changed setting or a
-    rotated secret starts a new generation just like a new image does.
+
+def _file(value: Mapping[str, Any], where: str) -> tuple[_Keys, dict[str, Any]]:
+    reference = _Keys(where, value)
+    file = _Keys(f"{where}.File", reference.take("File"))
+    fields = {
+        "file_name": file.take("Name"),
+        "file_uid": file.take("UID"),
+        "file_gid": file.take("GID"),
+        "file_mode": file.take("Mode"),
+    }
+    file.done()
+    return reference, fields
+
+
+def _secret(value: Mapping[str, Any]) -> docker.ServiceTaskSpecContainerSpecSecretArgs:
+    reference, fields = _file(value, "TaskTemplate.ContainerSpec.Secrets[]")
+    args = docker.ServiceTaskSpecContainerSpecSecretArgs(
+        secret_id=reference.take("SecretID"), secret_name=reference.take("SecretName"), **fields
+    )
+    reference.done()
+    return args
+
+
+def _config(value: Mapping[str, Any]) -> docker.ServiceTaskSpecContainerSpecConfigArgs:
+    reference, fields = _file(value, "TaskTemplate.ContainerSpec.Configs[]")
+    args = docker.ServiceTaskSpecContainerSpecConfigArgs(
+        config_id=reference.take("ConfigID"), config_name=reference.take("ConfigName"), **fields
+    )
+    reference.done()
+    return args
+
+
+def _container(value: Mapping[str, Any]) -> docker.ServiceTaskSpecContainerSpecArgs:
+    spec = _Keys("TaskTemplate.ContainerSpec", value)
+    command = spec.optional("Command")
+    args = docker.ServiceTaskSpecContainerSpecArgs(
+        image=spec.take("Image"),
+        commands=list(command) if command is not None else None,
+        env=_env(spec.take("Env")),
+        user=spec.take("User"),
+        labels=[
+            docker.ServiceTaskSpecContainerSpecLabelArgs(label=label, value=text)
+            for label, text in _labels(spec.take("Labels"))
+        ],
+        healthcheck=_healthcheck(spec.take("Healthcheck")),
+        read_only=spec.take("ReadOnly"),
+        mounts=[_mount(mount) for mount in spec.take("Mounts")],
+        stop_grace_period=duration(spec.take("StopGracePeriod")),
+        cap_drops=list(spec.take("CapabilityDrop")),
+        cap_adds=list(spec.take("CapabilityAdd")),
+        secrets=[_secret(secret) for secret in spec.take("Secrets")],
+        configs=[_config(config) for config in spec.take("Configs")],
+    )
+    spec.done()
+    return args
+
+
+def _resources(value: Mapping[str, Any]) -> docker.ServiceTaskSpecResourcesArgs:
+    resources = _Keys("TaskTemplate.Resources", value)
+    limits = _Keys("TaskTemplate.Resources.Limits", resources.take("Limits"))
+    args = docker.ServiceTaskSpecResourcesArgs(
+        limits=docker.ServiceTaskSpecResourcesLimitsArgs(
+            memory_bytes=limits.take("MemoryBytes"), nano_cpus=limits.take("NanoCPUs")
+        )
+    )
+    limits.drop("Pids")
+    limits.done()
+    resources.done()
+    return args
+
+
+def _restart(value: Mapping[str, Any]) -> docker.ServiceTaskSpecRestartPolicyArgs:
+    policy = _Keys("TaskTemplate.RestartPolicy", value)
+    args = docker.ServiceTaskSpecRestartPolicyArgs(
+        condition=policy.take("Condition"),
+        delay=duration(policy.take("Delay")),
+        max_attempts=policy.take("MaxAttempts"),
+    )
+    policy.done()
+    return args
+
+
+def _placement(value: Mapping[str, Any]) -> docker.ServiceTaskSpecPlacementArgs:
+    placement = _Keys("TaskTemplate.Placement", value)
+    prefs = []
+    for preference in placement.take("Preferences"):
+        outer = _Keys("TaskTemplate.Placement.Preferences[]", preference)
+        spread = _Keys("TaskTemplate.Placement.Preferences[].Spread", outer.take("Spread"))
+        # The provider's own syntax (`docker service create --placement-pref`).
+        prefs.append(f"spread={spread.take('SpreadDescriptor')}")
+        spread.done()
+        outer.done()
+    args = docker.ServiceTaskSpecPlacementArgs(
+        constraints=list(placement.take("Constraints")), prefs=prefs
+    )
+    placement.done()
+    return args
+
+
+def _network(value: Mapping[str, Any]) -> docker.ServiceTaskSpecNetworksAdvancedArgs:
+    attachment = _Keys("TaskTemplate.Networks[]", value)
+    # `id`, not the deprecated `name`: the engine reports the network's ID back.
+    args = docker.ServiceTaskSpecNetworksAdvancedArgs(
+        id=attachment.take("Target"), aliases=list(attachment.take("Aliases"))
+    )
+    attachment.done()
+    return args
+
+
+def _log_driver(value: Mapping[str, Any]) -> docker.ServiceTaskSpecLogDriverArgs:
+    driver = _Keys("TaskTemplate.LogDriver", value)
+    args = docker.ServiceTaskSpecLogDriverArgs(
+        name=driver.take("Name"), options=dict(driver.take("Options"))
+    )
+    driver.done()
+    return args
+
+
+def _task_spec(value: Mapping[str, Any]) -> docker.ServiceTaskSpecArgs:
+    task = _Keys("TaskTemplate", value)
+    args = docker.ServiceTaskSpecArgs(
+        container_spec=_container(task.take("ContainerSpec")),
+        resources=_resources(task.take("Resources")),
+        restart_policy=_restart(task.take("RestartPolicy")),
+        placement=_placement(task.take("Placement")),
+        networks_advanceds=[_network(network) for network in task.take("Networks")],
+        log_driver=_log_driver(task.take("LogDriver")),
+    )
+    task.done()
+    return args
+
+
+def _policy(value: Mapping[str, Any], where: str) -> dict[str, Any]:
+    policy = _Keys(where, value)
+    args = {
+        "parallelism": policy.take("Parallelism"),
+        "delay": duration(policy.take("Delay")),
+        "failure_action": policy.take("FailureAction"),
+        "monitor": duration(policy.take("Monitor")),
+        # A string in the provider's schema.
+        "max_failure_ratio": str(float(policy.take("MaxFailureRatio"))),
+        "order": policy.take("Order"),
+    }
+    policy.done()
+    return args
+
+
+def _mode(value: Mapping[str, Any]) -> docker.ServiceModeArgs:
+    mode = _Keys("Mode", value)
+    replicated = _Keys("Mode.Replicated", mode.take("Replicated"))
+    args = docker.ServiceModeArgs(
+        replicated=docker.ServiceModeReplicatedArgs(replicas=replicated.take("Replicas"))
+    )
+    replicated.done()
+    mode.done()
+    return args
+
+
+def _port(value: Mapping[str, Any]) -> docker.ServiceEndpointSpecPortArgs:
+    port = _Keys("EndpointSpec.Ports[]", value)
+    args = docker.ServiceEndpointSpecPortArgs(
+        protocol=port.take("Protocol"),
+        target_port=port.take("TargetPort"),
+        published_port=port.take("PublishedPort"),
+        publish_mode=port.take("PublishMode"),
+    )
+    port.done()
+    return args
+
+
+def _endpoint(value: Mapping[str, Any]) -> docker.ServiceEndpointSpecArgs:
+    endpoint = _Keys("EndpointSpec", value)
+    args = docker.ServiceEndpointSpecArgs(
+        mode=endpoint.take("Mode"), ports=[_port(port) for port in endpoint.take("Ports")]
+    )
+    endpoint.done()
+    return args
+
+
+def service_spec_args(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """docker.Service keyword arguments for one engine ServiceSpec (infra.swarm.engine_spec).
+
+    Every key is mapped, or dropped only if UNSUPPORTED lists it; any other key
+    raises, so the stacks never deploy less than the engine spec says.
     """
-    shape = [dataclasses.asdict(spec) for spec in topology.replicas("generation")]
-    digest = hashlib.sha256(
-        json.dumps([shape, secrets_fingerprint], sort_keys=True, default=str).encode()
-    ).hexdigest()
-    return image_generation(topology.spec.images.service)[:8] + digest[:4]
+    top = _Keys("ServiceSpec", spec)
+    args = {
+        "name": top.take("Name"),
+        "labels": [
+            docker.ServiceLabelArgs(label=label, value=text)
+            for label, text in _labels(top.take("Labels"))
+        ],
+        "task_spec": _task_spec(top.take("TaskTemplate")),
+        "mode": _mode(top.take("Mode")),
+        "update_config": docker.ServiceUpdateConfigArgs(
+            **_policy(top.take("UpdateConfig"), "UpdateConfig")
+        ),
+        "rollback_config": docker.ServiceRollbackConfigArgs(
+            **_policy(top.take("RollbackConfig"), "RollbackConfig")
+        ),
+        "endpoint_spec": _endpoint(top.take("EndpointSpec")),
+    }
+    top.done()
+    return args
 
 
-def _mount_source(spec: ContainerSpec, target: str) -> str:
-    for mount in spec.mounts:
-        if mount.target == target:
-            return mount.source
-    raise ValueError(f"{spec.name} has no mount at {target}")
+# --- the host's side: swarm mode and volumes -----------------------------------------
 
 
-def prepare_state_script(topology: Topology) -> str:
-    """Create the proxy's host directories with the owners its user needs, and a first
-    Caddyfile (from stdin) if there is none yet.
+def converge_timeout_seconds(service: ServiceSpec) -> int:
+    """How long `pulumi up` waits for a service: each task in turn may take the health
+    check's worst case to turn healthy, then is watched for the update's monitor
+    window (and, failing, rolled back within the same bounds)."""
+    per_task = service.healthcheck.worst_case_seconds + service.update.monitor_seconds
+    return service.replicas * per_task + service.stop_grace_seconds + CONVERGE_MARGIN_SECONDS
 
-    It runs as root inside a throwaway proxy container, so the deploy user needs
-    no sudo: access to Docker is all it has and all it needs.
+
+def prepare_swarm_script(topology: Topology, advertise_address: str) -> str:
+    """Swarm mode on the engine, and each named volume owned by the user of the service
+    that mounts it.
+
+    A new volume is root's, and no service runs as root: a throwaway container of
+    the service's own image chowns the volume's root (run as root inside it, so
+    the deploy user needs no sudo: access to Docker is all it has and needs).
+    Safe to run again: an active swarm and existing volumes are kept.
     """
-    proxy = topology.proxy
-    state = topology.spec.state_dir
-    config_dir = _mount_source(proxy, CADDYFILE_MOUNT)
-    config_in = shlex.quote("/state/" + _relative(config_dir, state))
-    data_in = shlex.quote("/state/" + _relative(_mount_source(proxy, CADDY_DATA_MOUNT), state))
-    inside = (
-        f"mkdir -p {config_in} {data_in}"
-        f' && chown "$1" {config_in} && chmod 0755 {config_in}'
-        f" && chown {PROXY_UID} {data_in} && chmod 0700 {data_in}"
+    labels = " ".join(
+        f"--label {shlex.quote(f'{key}={value}')}"
+        for key, value in sorted(base_labels(topology.spec.environment).items())
     )
-    caddyfile = shlex.quote(f"{config_dir}/Caddyfile")
-    return "\n".join(
-        [
-            "set -eu",
-            "docker run --rm --user 0:0 --network none --entrypoint /bin/sh"
-            f" -v {shlex.quote(state)}:/state {shlex.quote(proxy.image)}"
-            f' -c {shlex.quote(inside)} sh "$(id -u):$(id -g)"',
-            f"if [ -s {caddyfile} ]; then cat >/dev/null;"
-            f" else cat > {caddyfile}.new && mv {caddyfile}.new {caddyfile}; fi",
-        ]
-    )
+    lines = [
+        "set -eu",
+        "if [ \"$(docker info --format '{{.Swarm.LocalNodeState}}')\" != active ]; then",
+        f"  docker swarm init --advertise-addr {shlex.quote(advertise_address)} >/dev/null",
+        "fi",
+    ]
+    for service in topology.services:
+        for mount in service.mounts:
+            if mount.kind != "volume":
+                continue
+            volume = shlex.quote(mount.source)
+            lines += [
+                f"docker volume inspect {volume} >/dev/null 2>&1"
+                f" || docker volume create {labels} {volume} >/dev/null",
+                "docker run --rm --user 0:0 --network none --entrypoint chown"
+                f" -v {volume}:/volume {shlex.quote(service.image)}"
+                f" {shlex.quote(service.user)} /volume",
+            ]
+    return "\n".join(lines) + "\n"
 
 
-def _relative(path: str, root: str) -> str:
-    prefix = root.rstrip("/") + "/"
-    if not path.startswith(prefix):
-        raise ValueError(f"{path} is not under the state directory {root}")
-    return path[len(prefix) :]
+def _base64(value: str) -> str:
+    return base64.b64encode(value.encode()).decode()
 
 
-def reload_proxy_script(topology: Topology) -> str:
-    """Install the Caddyfile from stdin and reload Caddy gracefully; keep the old one if
-    the new one does not validate or the reload fails."""
-    proxy = topology.proxy
-    host_file = shlex.quote(f"{_mount_source(proxy, CADDYFILE_MOUNT)}/Caddyfile")
-    container = shlex.quote(proxy.name)
-    caddy = f"docker exec {container} caddy"
-    adapter = "--adapter caddyfile"
-    return "\n".join(
-        [
-            "set -eu",
-            f"cat > {host_file}.next",
-            f"{caddy} validate --config {CADDYFILE_MOUNT}/Caddyfile.next {adapter}",
-            f"cp {host_file} {host_file}.previous",
-            f"mv {host_file}.next {host_file}",
-            f"if ! {caddy} reload --config {CADDYFILE_MOUNT}/Caddyfile {adapter}; then",
-            f"  mv {host_file}.previous {host_file}",
-            "  exit 1",
-            "fi",
-        ]
-    )
+# --- the component -----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ServiceArgs:
     topology: Topology
-    generation: str
     host: Host
-    # Values for the replicas' secret settings (infra.topology.SERVICE_SECRET_SETTINGS).
+    # Values of the secrets the services mount (infra.topology.SERVICE_SECRET_SETTINGS),
+    # by setting name; a name with no value is not mounted (that source is off).
     secrets: Mapping[str, pulumi.Input[str]]
-    # What must be done before any replica starts (the database migrations).
+    # What must be done before the API's tasks start (the database migrations).
     prerequisites: Sequence[pulumi.Resource] = ()
-    # Pull images on the host (a dev stack uses images its engine already has).
-    pull_images: bool = True
+    # The service image's registry login: sent with each service so that every
+    # node pulls the digest itself (`docker service create --with-registry-auth`).
+    registry: RegistryLogin | None = None
 
 
 class Service(pulumi.ComponentResource):
-    """The proxy, the service replicas of one generation, and Redis, on one network."""
+    """The topology's swarm services, their network, secrets and configs, on one swarm."""
 
-    replicas: list[docker.Container]
-    proxy: docker.Container
     network: docker.Network
-    proxy_config: pulumi.CustomResource
+    swarm: pulumi.CustomResource
+    secrets: dict[str, docker.Secret]
+    configs: dict[str, docker.ServiceConfig]
+    services: dict[Role, docker.Service]
+    api: docker.Service
 
     def __init__(
         self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(COMPONENT_TYPE, name, None, opts)
         topology = args.topology
-        on_host = pulumi.ResourceOptions(parent=self, provider=args.host.docker)
-        images = self._images(name, topology, args.pull_images, on_host)
+        unknown = sorted(set(args.secrets) - set(topology.secret_names))
+        if unknown:
+            raise ValueError(f"no service of the topology mounts the secrets {unknown}")
 
-        replica_specs = topology.replicas(args.generation)
-        caddyfile = topology.caddyfile(tuple(alias for s in replica_specs for alias in s.aliases))
-        state = args.host.run(
-            f"{name}-proxy-state",
-            script=prepare_state_script(topology),
-            stdin=caddyfile,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[images[topology.proxy.image]] if args.pull_images else [],
-                # Later Caddyfiles are installed by the reload below, not here.
-                ignore_changes=["stdin"],
-            ),
+        self.swarm = args.host.run(
+            f"{name}-swarm",
+            script=args.host.address.apply(lambda address: prepare_swarm_script(topology, address)),
+            opts=pulumi.ResourceOptions(parent=self),
         )
+        on_swarm = pulumi.ResourceOptions(
+            parent=self, provider=args.host.docker, depends_on=[self.swarm]
+        )
+        labels = base_labels(topology.spec.environment)
 
-        network_spec = topology.network
+        network = topology.network
         self.network = docker.Network(
             f"{name}-network",
-            name=network_spec.name,
-            driver="bridge",
-            internal=network_spec.internal,
-            ipam_configs=[
-                docker.NetworkIpamConfigArgs(
-                    subnet=network_spec.subnet,
-                    gateway=network_spec.gateway,
-                    # Replicas get addresses from here, never the proxy's fixed one.
-                    ip_range=network_spec.dynamic_range,
-                )
-            ],
+            name=network.name,
+            driver="overlay",
+            attachable=network.attachable,
+            ipam_configs=[docker.NetworkIpamConfigArgs(subnet=network.subnet)],
             labels=[
                 docker.NetworkLabelArgs(label=label, value=value)
-                for label, value in sorted(base_labels(topology.spec.environment).items())
+                for label, value in sorted(labels.items())
             ],
-            opts=on_host,
+            opts=on_swarm,
         )
 
-        datastores = [
-            self._container(f"{name}-{spec.role}", spec, {}, images, fixed_name=True, opts=on_host)
-            for spec in topology.datastores
-        ]
-        self.replicas = [
-            self._container(
-                f"{name}-api-{index}",
-                spec,
-                args.secrets,
-                images,
-                fixed_name=False,
+        def object_labels(logical: str) -> list[tuple[str, str]]:
+            return sorted({**labels, LOGICAL_NAME_LABEL: logical}.items())
+
+        # No `name`: Pulumi auto-names each one, so a new value is a new object,
+        # created before the old one is deleted.
+        def encoded_secret(value: pulumi.Input[str]) -> pulumi.Output[str]:
+            encoded: pulumi.Output[str] = pulumi.Output.from_input(value).apply(_base64)
+            marked: pulumi.Output[str] = pulumi.Output.secret(encoded)
+            return marked
+
+        self.secrets = {
+            logical: docker.Secret(
+                f"{name}-secret-{_kebab(logical)}",
+                data=encoded_secret(value),
+                labels=[
+                    docker.SecretLabelArgs(label=label, value=text)
+                    for label, text in object_labels(logical)
+                ],
                 opts=pulumi.ResourceOptions.merge(
-                    on_host,
-                    pulumi.ResourceOptions(depends_on=[*args.prerequisites, *datastores]),
+                    on_swarm, pulumi.ResourceOptions(additional_secret_outputs=["data"])
                 ),
             )
-            for index, spec in enumerate(replica_specs, start=1)
-        ]
-        self.proxy = self._container(
-            f"{name}-proxy",
-            topology.proxy,
-            {},
-            images,
-            fixed_name=True,
-            opts=pulumi.ResourceOptions.merge(on_host, pulumi.ResourceOptions(depends_on=[state])),
+            for logical in topology.secret_names
+            if (value := args.secrets.get(logical)) is not None
+        }
+        self.configs = {
+            logical: docker.ServiceConfig(
+                f"{name}-config-{_kebab(logical)}",
+                data=_base64(content),
+                labels=[
+                    docker.ServiceConfigLabelArgs(label=label, value=text)
+                    for label, text in object_labels(logical)
+                ],
+                opts=on_swarm,
+            )
+            for logical, content in sorted(topology.config_files.items())
+        }
+        secret_refs = {k: ObjectRef(id=s.id, name=s.name) for k, s in self.secrets.items()}
+        config_refs = {k: ObjectRef(id=c.id, name=c.name) for k, c in self.configs.items()}
+
+        auth = (
+            docker.ServiceAuthArgs(
+                server_address=args.registry.address,
+                username=args.registry.username,
+                password=args.registry.password,
+            )
+            if args.registry is not None
+            else None
         )
-        # Runs once the new replicas are healthy: only then does the proxy switch.
-        self.proxy_config = args.host.run(
-            f"{name}-proxy-config",
-            script=reload_proxy_script(topology),
-            stdin=caddyfile,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.proxy, *self.replicas]),
-        )
+
+        def create(spec: ServiceSpec, after: Sequence[pulumi.Resource]) -> docker.Service:
+            engine = engine_spec(spec, network, secret_refs, config_refs)
+            for attachment in engine["TaskTemplate"]["Networks"]:
+                if attachment["Target"] == network.name:
+                    # The created network's ID: the service waits for the network.
+                    attachment["Target"] = self.network.id
+            return docker.Service(
+                f"{name}-{spec.role}",
+                **service_spec_args(engine),
+                converge_config=docker.ServiceConvergeConfigArgs(
+                    delay=f"{CONVERGE_POLL_SECONDS}s",
+                    timeout=f"{converge_timeout_seconds(spec)}s",
+                ),
+                auth=auth,
+                opts=pulumi.ResourceOptions.merge(
+                    on_swarm,
+                    pulumi.ResourceOptions(
+                        depends_on=[self.swarm, *after],
+                        additional_secret_outputs=["auth"] if auth is not None else [],
+                        # A fixed name exists once: a replacement (a new registry
+                        # login; the name never changes) deletes the old one first.
+                        delete_before_replace=True,
+                    ),
+                ),
+            )
+
+        self.services = {}
+        datastores = [s for s in topology.services if s.role in DATASTORE_ROLES]
+        for spec in datastores:
+            self.services[spec.role] = create(spec, [])
+        stores = [self.services[s.role] for s in datastores]
+        self.api = create(topology.api, [*args.prerequisites, *stores])
+        self.services["api"] = self.api
+        self.services["proxy"] = create(topology.proxy, [self.api])
+        missing = {s.role for s in topology.services} - set(self.services)
+        if missing:
+            raise ValueError(f"the component does not create the {sorted(missing)} services")
+
         self.register_outputs(
             {
-                "generation": args.generation,
-                "replica_names": [spec.name for spec in replica_specs],
-                "network": network_spec.name,
+                "network": self.network.name,
+                "services": {role: service.name for role, service in self.services.items()},
             }
         )
 
-    def _images(
-        self, name: str, topology: Topology, pull: bool, opts: pulumi.ResourceOptions
-    ) -> dict[str, docker.RemoteImage]:
-        if not pull:
-            return {}
-        refs: dict[str, str] = {
-            "service": topology.spec.images.service,
-            "proxy": topology.proxy.image,
-        }
-        refs.update({spec.role: spec.image for spec in topology.datastores})
-        return {
-            ref: docker.RemoteImage(
-                f"{name}-image-{role}",
-                name=ref,
-                # A rollback to the previous image needs no pull.
-                keep_locally=True,
-                opts=opts,
-            )
-            for role, ref in refs.items()
-        }
 
-    def _container(
-        self,
-        resource_name: str,
-        spec: ContainerSpec,
-        secrets: Mapping[str, pulumi.Input[str]],
-        images: Mapping[str, docker.RemoteImage],
-        *,
-        fixed_name: bool,
-        opts: pulumi.ResourceOptions,
-    ) -> docker.Container:
-        kwargs = container_args(spec, secrets, network=self.network.name)
-        pulled = images.get(spec.image)
-        if pulled is not None:
-            # The pulled image's ID: the container runs exactly what was pulled by digest.
-            kwargs["image"] = pulled.image_id
-        secret_outputs = ["envs"] if any(name in secrets for name in spec.secret_env) else []
-        return docker.Container(
-            resource_name,
-            **kwargs,
-            opts=pulumi.ResourceOptions.merge(
-                opts,
-                pulumi.ResourceOptions(
-                    # Keeps envs encrypted in state even as the provider reads it back.
-                    additional_secret_outputs=secret_outputs,
-                    # A fixed name cannot exist twice, so it cannot be replaced
-                    # create-before-delete.
-                    delete_before_replace=fixed_name,
-                    custom_timeouts=pulumi.CustomTimeouts(
-                        create=f"{wait_timeout(spec.healthcheck) + 300}s"
-                    ),
-                ),
-            ),
-        )
+def _kebab(logical: str) -> str:
+    return logical.lower().replace("_", "-")

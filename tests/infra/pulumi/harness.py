@@ -64,9 +64,10 @@ class GraphMocks(Mocks):
             state.update(
                 privateKeyOpenssh=FAKE_HOST_PRIVATE_KEY, publicKeyOpenssh=FAKE_HOST_PUBLIC_KEY
             )
-        elif kind == "docker:index/remoteImage:RemoteImage":
-            digest = hashlib.sha256(str(state["name"]).encode()).hexdigest()
-            state.update(imageId=f"sha256:{digest}", repoDigest=state["name"])
+        elif kind in ("docker:index/secret:Secret", "docker:index/serviceConfig:ServiceConfig"):
+            # What the engine's auto-naming does: the resource name and a random suffix.
+            suffix = hashlib.sha256(f"{args.name}{self.counter}".encode()).hexdigest()[:7]
+            state.setdefault("name", f"{args.name}-{suffix}")
         elif kind.startswith("pulumi-python:dynamic"):
             names = sorted(state.get("migrations", {}))
             state.update(applied=names, applied_now=names)
