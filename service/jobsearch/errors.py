@@ -91,3 +91,14 @@ class UpstreamCircuitOpen(UpstreamError):
     status_code = 503
     code = "upstream_unavailable"
     message = "The job source is failing; searches are paused briefly to let it recover."
+
+
+def upstream_error_for(code: str, *, retry_after: int | None = None) -> UpstreamError | None:
+    """The upstream error whose code this is (as another process published it), or None."""
+    pending: list[type[UpstreamError]] = [UpstreamError]
+    while pending:
+        kind = pending.pop()
+        if kind is not UpstreamError and kind.code == code:
+            return kind(retry_after=retry_after)
+        pending += kind.__subclasses__()
+    return None

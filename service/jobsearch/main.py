@@ -108,6 +108,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
             shared_redis,
             # A claim outlives the longest a search may wait on an upstream.
             claim_seconds=3 * settings.upstream_timeout_seconds + 2,
+            # A follower waits no longer than its own search may take.
+            wait_seconds=3 * settings.upstream_timeout_seconds,
         )
         if shared_redis
         else None

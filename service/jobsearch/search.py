@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+import time
+from typing import Protocol, TypeGuard
 
 from redis.exceptions import RedisError
 
@@ -11,7 +12,7 @@ from jobsearch.breaker import CircuitBreaker
 from jobsearch.cache import CacheUnavailable, MemoryCache, PostgresCache
 from jobsearch.coalescing import SharedClaims
 from jobsearch.context import current_facts
-from jobsearch.errors import SourceNotConfigured
+from jobsearch.errors import SourceNotConfigured, UpstreamCircuitOpen, UpstreamError
 from jobsearch.logging_setup import get_logger
 from jobsearch.metrics import CACHE_LOOKUPS
 from jobsearch.models import MAX_JOBS_PER_SOURCE, Job, JobSearchRequest, JobSearchResponse
@@ -60,6 +61,7 @@ class SearchService:
 
     async def search(self, source: str, request: JobSearchRequest) -> bytes:
         """The response body for this search, from a cache or from the source."""
+        started = time.monotonic()
         facts = current_facts()
         facts.source = source
         client = self.clients.get(source)
@@ -83,7 +85,7 @@ class SearchService:
             facts.cache = "coalesced"
             CACHE_LOOKUPS.labels(source, "coalesced").inc()
             return await asyncio.shield(shared)
-        task = asyncio.create_task(self._fetch_once(client, source, request))
+        task = asyncio.create_task(self._fetch_once(client, source, request, started))
         self._in_flight[(source, key)] = task
         task.add_done_callback(lambda done: self._forget(source, key, done))
         # Shielded: if this client goes away, the call still completes for the others.
@@ -103,9 +105,10 @@ class SearchService:
         return render(found), "hit"
 
     async def _fetch_once(
-        self, client: SourceClient, source: str, request: JobSearchRequest
+        self, client: SourceClient, source: str, request: JobSearchRequest, started: float
     ) -> bytes:
-        """Call the source, unless another process is calling for the same search."""
+        """Call the source, unless another process is calling for the same search:
+        then answer what that call gets, its error included."""
         facts = current_facts()
         claim = None
         if self.claims is not None:
@@ -115,21 +118,38 @@ class SearchService:
                 log.warning("coalescing_unavailable", error=type(exc).__name__)
             else:
                 if claim is None:
-                    body = await self.claims.wait_for_result(source, request.cache_key)
+                    body = await self._follow(self.claims, source, request.cache_key, started)
                     if body is not None:
-                        facts.cache = "coalesced"
-                        CACHE_LOOKUPS.labels(source, "coalesced").inc()
                         self.memory.put(source, request.cache_key, body)
                         return body
         CACHE_LOOKUPS.labels(source, facts.cache or "miss").inc()
         try:
             body = await self._fetch_and_store(client, source, request)
-        except BaseException:
+        except BaseException as exc:
             if claim is not None and self.claims is not None:
-                await self.claims.abandon(claim)
+                if _shareable(exc):
+                    await self.claims.publish_error(source, request.cache_key, exc, claim)
+                else:
+                    await self.claims.abandon(claim)
             raise
         if claim is not None and self.claims is not None:
             await self.claims.publish(source, request.cache_key, body, claim)
+        return body
+
+    async def _follow(
+        self, claims: SharedClaims, source: str, key: str, started: float
+    ) -> bytes | None:
+        """Wait for the other process's answer; None when this process must call itself."""
+        facts = current_facts()
+        try:
+            body = await claims.wait_for_result(source, key, started=started)
+        except UpstreamError:
+            facts.cache = "coalesced"
+            CACHE_LOOKUPS.labels(source, "coalesced").inc()
+            raise
+        if body is not None:
+            facts.cache = "coalesced"
+            CACHE_LOOKUPS.labels(source, "coalesced").inc()
         return body
 
     async def _fetch_and_store(
@@ -157,6 +177,14 @@ class SearchService:
         for client in self.clients.values():
             if client is not None:
                 await client.aclose()
+
+
+def _shareable(error: BaseException) -> TypeGuard[UpstreamError]:
+    """Whether other processes waiting on this call should answer with its error.
+
+    An open circuit is this worker's own view of the upstream: the others ask theirs.
+    """
+    return isinstance(error, UpstreamError) and not isinstance(error, UpstreamCircuitOpen)
 
 
 def render(response: JobSearchResponse) -> bytes:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
+import redis.asyncio
 
+from jobsearch.coalescing import SharedClaims
+from jobsearch.models import JobSearchRequest
+from tests.conftest import ServiceRunner
 from tests.fakes.upstreams import THEIRSTACK_KEY, FakeUpstreams
 from tests.support.processes import BURSTS_TO_REACH_BOTH_WORKERS, run_service_process
 
@@ -109,3 +114,61 @@ def test_misses_on_different_workers_share_one_call_through_redis(
     assert [r.status_code for r in responses] == [200] * CONCURRENT
     assert fakes.theirstack.calls - calls_before == 1
     assert sorted(r.headers["x-cache"] for r in responses).count("miss") == 1
+
+
+REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
+TIMEOUT = 1.0  # UPSTREAM_TIMEOUT_SECONDS of the services under test: a search's budget is 3 s
+
+
+def _timed_search(url: str, title: str) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response = httpx.post(f"{url}/api/jobs/jsearch", json={"jobTitle": title}, timeout=30)
+    return response, time.monotonic() - started
+
+
+def test_followers_in_other_processes_get_the_leaders_error_without_calling(
+    run_service: ServiceRunner, fakes: FakeUpstreams
+) -> None:
+    redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()
+    fakes.jsearch.default = "server_error"
+    fakes.jsearch.latency_seconds = 0.3  # each of the leader's 3 attempts
+
+    async def leader_then_follower(first: str, second: str) -> list[tuple[httpx.Response, float]]:
+        leader = asyncio.create_task(asyncio.to_thread(_timed_search, first, "leader fails"))
+        await asyncio.sleep(0.1)  # the leader's claim is taken
+        follower = asyncio.create_task(asyncio.to_thread(_timed_search, second, "leader fails"))
+        return [await leader, await follower]
+
+    # Two replicas: one Redis, each its own in-process coalescing.
+    with run_service(redis_url=REDIS_URL) as first, run_service(redis_url=REDIS_URL) as second:
+        (leader, leader_took), (follower, follower_took) = asyncio.run(
+            leader_then_follower(first, second)
+        )
+    assert leader.status_code == follower.status_code == 502
+    assert leader.json()["error"]["code"] == follower.json()["error"]["code"] == "upstream_error"
+    assert fakes.jsearch.calls == 3, "the follower repeated the leader's failed call"
+    assert follower_took < leader_took + 0.5
+
+
+def test_a_followers_wait_is_bounded_by_the_search_budget(
+    run_service: ServiceRunner, fakes: FakeUpstreams
+) -> None:
+    redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()
+    request = JobSearchRequest.model_validate({"jobTitle": "stuck leader"})
+
+    async def stuck_leader() -> None:
+        # A claim held by a process that never publishes (stuck, or killed mid-call).
+        client = redis.asyncio.Redis.from_url(REDIS_URL)
+        try:
+            claims = SharedClaims(client, claim_seconds=60)
+            assert await claims.claim("jsearch", request.cache_key) is not None
+        finally:
+            await client.aclose()
+
+    asyncio.run(stuck_leader())
+    with run_service(redis_url=REDIS_URL, upstream_timeout_seconds=TIMEOUT) as url:
+        response, took = _timed_search(url, "stuck leader")
+    assert response.status_code == 504, response.text[:300]
+    assert response.json()["error"]["code"] == "upstream_timeout"
+    assert took < 3 * TIMEOUT + 0.5
+    assert fakes.jsearch.calls == 0
