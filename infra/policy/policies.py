@@ -2,7 +2,10 @@
 
 A resource check takes what a policy sees of one resource (its type, its
 properties by their Pulumi names, and its additional secret outputs) and
-returns the violations; a stack check takes every resource. Nothing here
+returns the violations; a stack check takes every resource. The workload
+checks read a Docker container (`docker.Container`) and a Swarm service
+(`docker.Service`, whose container is under `taskSpec.containerSpec`) alike,
+through one `Workload` view of either. Nothing here
 needs the Pulumi engine, so each is unit-tested passing and failing
 (tests/infra/policy/) and run over the mocked stacks' graphs
 (tests/infra/pulumi/). `build_policies()` wires them for the policy pack in
@@ -29,6 +32,8 @@ from pulumi_policy import (
 from infra.topology import PROXY_HTTPS_PORT
 
 CONTAINER = "docker:index/container:Container"
+SERVICE = "docker:index/service:Service"
+WORKLOADS = (CONTAINER, SERVICE)
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 VERCEL_VARIABLE = "vercel:index/projectEnvironmentVariable:ProjectEnvironmentVariable"
 COMMANDS = ("command:remote:Command", "command:local:Command")
@@ -41,6 +46,9 @@ SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|DSN|DATABASE_URL", re.IGNOR
 _DIGEST_REF = re.compile(r"[^@\s]+@sha256:[0-9a-f]{64}")
 _IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
 _RESTART_POLICIES = ("always", "unless-stopped", "on-failure")
+_SERVICE_RESTART_CONDITIONS = ("any", "on-failure")
+_MIB = 1024 * 1024
+_NANO = 1_000_000_000
 _ROTATING_LOG_DRIVERS = ("json-file", "local")
 
 Props = Mapping[str, Any]
@@ -69,83 +77,203 @@ def _labels(props: Props) -> dict[str, str]:
     return {str(item.get("label")): str(item.get("value")) for item in props.get("labels") or []}
 
 
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What the checks need of a container or a Swarm service, in one shape."""
+
+    kind: str  # "container" or "service", for the messages
+    name: str
+    image: str
+    user: str
+    read_only: Any
+    health_tests: list[str]
+    restart: Any
+    restarts: bool
+    log_driver: Any
+    log_options: Mapping[str, Any]
+    env: dict[str, str]
+    # The property an additionalSecretOutputs entry must name to keep env encrypted.
+    env_property: str
+    cap_drops: list[str]
+    memory_bytes: float
+    nano_cpus: float
+    labels: dict[str, str]
+    internal_ports: list[Any]
+    replicas: int
+
+    @property
+    def title(self) -> str:
+        return f"{self.kind} {self.name!r}"
+
+
+def _container_workload(props: Props) -> Workload:
+    restart = props.get("restart")
+    return Workload(
+        kind="container",
+        name=str(props.get("name")),
+        image=str(props.get("image") or ""),
+        user=str(props.get("user") or "").strip(),
+        read_only=props.get("readOnly"),
+        health_tests=list((props.get("healthcheck") or {}).get("tests") or []),
+        restart=restart,
+        restarts=restart in _RESTART_POLICIES,
+        log_driver=props.get("logDriver"),
+        log_options=props.get("logOpts") or {},
+        env=environment(props),
+        env_property="envs",
+        cap_drops=[str(c) for c in (props.get("capabilities") or {}).get("drops") or []],
+        memory_bytes=_number(props.get("memory")) * _MIB,
+        nano_cpus=_number(props.get("cpus")) * _NANO,
+        labels=_labels(props),
+        internal_ports=[port.get("internal") for port in props.get("ports") or []],
+        replicas=1,
+    )
+
+
+def _service_workload(props: Props) -> Workload:
+    task = props.get("taskSpec") or {}
+    spec = task.get("containerSpec") or {}
+    limits = (task.get("resources") or {}).get("limits") or {}
+    restart = (task.get("restartPolicy") or {}).get("condition")
+    log = task.get("logDriver") or {}
+    replicated = (props.get("mode") or {}).get("replicated") or {}
+    ports = (props.get("endpointSpec") or {}).get("ports") or []
+    return Workload(
+        kind="service",
+        name=str(props.get("name")),
+        image=str(spec.get("image") or ""),
+        user=str(spec.get("user") or "").strip(),
+        read_only=spec.get("readOnly"),
+        health_tests=list((spec.get("healthcheck") or {}).get("tests") or []),
+        restart=restart,
+        restarts=restart in _SERVICE_RESTART_CONDITIONS,
+        log_driver=log.get("name"),
+        log_options=log.get("options") or {},
+        env={str(k): str(v) for k, v in (spec.get("env") or {}).items()},
+        env_property="taskSpec",
+        cap_drops=[str(c) for c in spec.get("capDrops") or []],
+        memory_bytes=_number(limits.get("memoryBytes")),
+        nano_cpus=_number(limits.get("nanoCpus")),
+        labels=_labels(props),
+        internal_ports=[port.get("targetPort") for port in ports],
+        replicas=int(_number(replicated.get("replicas", 1))),
+    )
+
+
+def workload(resource_type: str, props: Props) -> Workload | None:
+    """A container's or a Swarm service's view for the checks; None for any other resource."""
+    if resource_type == CONTAINER:
+        return _container_workload(props)
+    if resource_type == SERVICE:
+        return _service_workload(props)
+    return None
+
+
 def images_by_digest(resource_type: str, props: Props, _secret_outputs: Sequence[str]) -> list[str]:
     if resource_type == REMOTE_IMAGE:
         name = str(props.get("name") or "")
         if not _DIGEST_REF.fullmatch(name):
             return [f"image {name!r} is pulled by tag; pull it by digest (name@sha256:...)"]
-    if resource_type == CONTAINER:
-        image = str(props.get("image") or "")
+    found = workload(resource_type, props)
+    if found is not None:
+        image = found.image
+        # A service's image may carry its tag as well: name:tag@sha256:...
         if not (_DIGEST_REF.fullmatch(image) or _IMAGE_ID.fullmatch(image)):
-            return [
-                f"container {props.get('name')!r} runs {image!r}, not an image pinned by digest"
-            ]
+            return [f"{found.title} runs {image!r}, not an image pinned by digest"]
     return []
 
 
 def cors_without_wildcard(
     resource_type: str, props: Props, _secret_outputs: Sequence[str]
 ) -> list[str]:
-    if resource_type != CONTAINER:
+    found = workload(resource_type, props)
+    if found is None:
         return []
-    origins = environment(props).get("CORS_ORIGINS", "")
+    origins = found.env.get("CORS_ORIGINS", "")
     if "*" in origins:
-        return [f"container {props.get('name')!r} allows CORS from {origins!r}; list the origins"]
+        return [f"{found.title} allows CORS from {origins!r}; list the origins"]
     return []
 
 
 def non_root(resource_type: str, props: Props, _secret_outputs: Sequence[str]) -> list[str]:
-    if resource_type != CONTAINER:
+    found = workload(resource_type, props)
+    if found is None:
         return []
-    user = str(props.get("user") or "").strip()
-    uid = user.partition(":")[0]
-    if not user or uid in ("0", "root"):
-        return [f"container {props.get('name')!r} runs as root; set a non-root user"]
+    uid = found.user.partition(":")[0]
+    if not found.user or uid in ("0", "root"):
+        return [f"{found.title} runs as root; set a non-root user"]
     return []
 
 
 def read_only(resource_type: str, props: Props, _secret_outputs: Sequence[str]) -> list[str]:
-    if resource_type == CONTAINER and props.get("readOnly") is not True:
-        return [f"container {props.get('name')!r} has a writable root filesystem; set read_only"]
+    found = workload(resource_type, props)
+    if found is not None and found.read_only is not True:
+        return [f"{found.title} has a writable root filesystem; set read_only"]
     return []
 
 
 def health_checked(resource_type: str, props: Props, _secret_outputs: Sequence[str]) -> list[str]:
-    if resource_type != CONTAINER:
+    found = workload(resource_type, props)
+    if found is None:
         return []
-    tests = list((props.get("healthcheck") or {}).get("tests") or [])
-    if not tests or tests[0] == "NONE":
-        return [f"container {props.get('name')!r} has no health check"]
+    if not found.health_tests or found.health_tests[0] == "NONE":
+        return [f"{found.title} has no health check"]
     return []
 
 
 def restarts(resource_type: str, props: Props, _secret_outputs: Sequence[str]) -> list[str]:
-    if resource_type != CONTAINER:
+    found = workload(resource_type, props)
+    if found is None or found.restarts:
         return []
-    policy = props.get("restart")
-    if policy not in _RESTART_POLICIES:
-        return [
-            f"container {props.get('name')!r} has restart policy {policy!r}; "
-            f"use one of {', '.join(_RESTART_POLICIES)}"
-        ]
-    return []
+    allowed = _RESTART_POLICIES if found.kind == "container" else _SERVICE_RESTART_CONDITIONS
+    return [f"{found.title} has restart policy {found.restart!r}; use one of {', '.join(allowed)}"]
 
 
 def rotates_logs(resource_type: str, props: Props, _secret_outputs: Sequence[str]) -> list[str]:
-    if resource_type != CONTAINER:
+    found = workload(resource_type, props)
+    if found is None:
         return []
-    driver = props.get("logDriver")
-    options = props.get("logOpts") or {}
+    options = found.log_options
     if (
-        driver not in _ROTATING_LOG_DRIVERS
+        found.log_driver not in _ROTATING_LOG_DRIVERS
         or not options.get("max-size")
         or not options.get("max-file")
     ):
         return [
-            f"container {props.get('name')!r} logs with {driver!r} {dict(options)!r}; "
+            f"{found.title} logs with {found.log_driver!r} {dict(options)!r}; "
             "use json-file or local with max-size and max-file"
         ]
     return []
+
+
+def drops_capabilities(
+    resource_type: str, props: Props, _secret_outputs: Sequence[str]
+) -> list[str]:
+    found = workload(resource_type, props)
+    if found is None:
+        return []
+    if "ALL" not in {cap.upper() for cap in found.cap_drops}:
+        return [f"{found.title} keeps Linux capabilities; drop ALL (add back only what it needs)"]
+    return []
+
+
+def resource_limits(resource_type: str, props: Props, _secret_outputs: Sequence[str]) -> list[str]:
+    found = workload(resource_type, props)
+    if found is None:
+        return []
+    problems = []
+    if found.memory_bytes <= 0:
+        problems.append(f"{found.title} has no memory limit; set one")
+    if found.nano_cpus <= 0:
+        problems.append(f"{found.title} has no CPU limit; set one")
+    return problems
 
 
 def secret_settings_are_secrets(
@@ -158,12 +286,14 @@ def secret_settings_are_secrets(
     whatever the provider reads back; the mocked-graph tests check that the
     inputs themselves are secrets.
     """
-    if resource_type == CONTAINER:
-        names = sorted(name for name in environment(props) if SECRET_NAME.search(name))
-        if names and "envs" not in secret_outputs:
+    found = workload(resource_type, props)
+    if found is not None:
+        names = sorted(name for name in found.env if SECRET_NAME.search(name))
+        if names and found.env_property not in secret_outputs:
+            where = "envs" if found.kind == "container" else "its env"
             return [
-                f"container {props.get('name')!r} has {', '.join(names)} in envs, which is not "
-                "a secret output"
+                f"{found.title} has {', '.join(names)} in {where}, which is not a secret output"
+                + ("" if found.kind == "container" else f" ({found.env_property})")
             ]
     if resource_type in COMMANDS:
         names = sorted(name for name in props.get("environment") or {} if SECRET_NAME.search(name))
@@ -184,29 +314,22 @@ def secret_settings_are_secrets(
     return []
 
 
-def _containers(resources: Sequence[StackResource], role: str) -> list[StackResource]:
-    return [
-        r
-        for r in resources
-        if r.resource_type == CONTAINER and _labels(r.props).get(ROLE_LABEL) == role
-    ]
+def _workloads(resources: Sequence[StackResource], role: str) -> list[Workload]:
+    found = (workload(r.resource_type, r.props) for r in resources)
+    return [w for w in found if w is not None and w.labels.get(ROLE_LABEL) == role]
 
 
 def at_least_two_replicas(resources: Sequence[StackResource]) -> list[str]:
-    replicas = _containers(resources, "api")
-    if len(replicas) < 2:
-        return [f"the stack runs {len(replicas)} service replica(s); run at least 2"]
+    replicas = sum(w.replicas for w in _workloads(resources, "api"))
+    if replicas < 2:
+        return [f"the stack runs {replicas} service replica(s); run at least 2"]
     return []
 
 
 def https_on(resources: Sequence[StackResource]) -> list[str]:
     problems = []
-    proxies = _containers(resources, "proxy")
-    listening = [
-        proxy
-        for proxy in proxies
-        if any(port.get("internal") == PROXY_HTTPS_PORT for port in proxy.props.get("ports") or [])
-    ]
+    proxies = _workloads(resources, "proxy")
+    listening = [proxy for proxy in proxies if PROXY_HTTPS_PORT in proxy.internal_ports]
     if not listening:
         problems.append("no proxy publishes its HTTPS port: set a domain")
     for command in resources:
@@ -243,6 +366,14 @@ RESOURCE_GUARDRAILS: tuple[ResourceGuardrail, ...] = (
     ResourceGuardrail("containers-health-check", "Containers have a health check.", health_checked),
     ResourceGuardrail("containers-restart-policy", "Containers restart when they stop.", restarts),
     ResourceGuardrail("containers-log-rotation", "Container logs rotate.", rotates_logs),
+    ResourceGuardrail(
+        "containers-drop-capabilities",
+        "Containers drop every Linux capability (cap_drop ALL).",
+        drops_capabilities,
+    ),
+    ResourceGuardrail(
+        "containers-resource-limits", "Containers have memory and CPU limits.", resource_limits
+    ),
     ResourceGuardrail(
         "secret-settings-are-secrets",
         "Settings named like credentials are Pulumi secrets.",

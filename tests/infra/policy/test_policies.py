@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from infra.policy import policies
 from infra.policy.policies import (
     CONTAINER,
     DNS_RECORD,
@@ -49,6 +50,9 @@ def container(**changes: Any) -> dict[str, Any]:
         "envs": ["APP_ENV=production", "CORS_ORIGINS=https://app.example.com", "DATABASE_URL=x"],
         "labels": [{"label": "org.jobsearch.role", "value": "api"}],
         "ports": [],
+        "capabilities": {"drops": ["ALL"]},
+        "memory": 512,
+        "cpus": "1",
     }
     props.update(changes)
     return props
@@ -278,3 +282,178 @@ def test_the_pack_checks_the_whole_stack(analyzer: Analyzer) -> None:
     diagnostics = analyzer.analyze_stack(as_request(lonely))
     assert sorted(d.policy for d in diagnostics) == ["at-least-two-replicas", "https-on"]
     assert all(d.mandatory for d in diagnostics)
+
+
+# --- Swarm services, and the hardening checks of review L9 --------------------------
+
+SERVICE = "docker:index/service:Service"
+
+
+def service(**task_changes: Any) -> dict[str, Any]:
+    """A replica service as pulumi-docker's Service declares it (Pulumi's property names).
+
+    Keyword arguments replace keys of taskSpec.containerSpec, or of taskSpec when
+    prefixed with `task_` (task_resources=...).
+    """
+    spec: dict[str, Any] = {
+        "image": f"registry.example.com/acme/api:1@{DIGEST}",
+        "user": "10001:10001",
+        "readOnly": True,
+        "capDrops": ["ALL"],
+        "healthcheck": {"tests": ["CMD", "python", "-m", "jobsearch.healthcheck"]},
+        "env": {"APP_ENV": "production", "CORS_ORIGINS": "https://app.example.com"},
+    }
+    task: dict[str, Any] = {
+        "containerSpec": spec,
+        "resources": {"limits": {"memoryBytes": 512 * 1024 * 1024, "nanoCpus": 1_000_000_000}},
+        "restartPolicy": {"condition": "any"},
+        "logDriver": {"name": "json-file", "options": {"max-size": "10m", "max-file": "5"}},
+    }
+    for key, value in task_changes.items():
+        if key.startswith("task_"):
+            task[to_camel(key.removeprefix("task_"))] = value
+        else:
+            spec[key] = value
+    return {
+        "name": "jobsearch-prod-api",
+        "labels": [{"label": "org.jobsearch.role", "value": "api"}],
+        "taskSpec": task,
+        "mode": {"replicated": {"replicas": 2}},
+        "endpointSpec": {"ports": []},
+    }
+
+
+def to_camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(word.title() for word in rest)
+
+
+def check(name: str) -> Any:
+    return next(g.check for g in RESOURCE_GUARDRAILS if g.name == name)
+
+
+def test_the_hardening_checks_exist() -> None:
+    names = {g.name for g in RESOURCE_GUARDRAILS}
+    assert {"containers-drop-capabilities", "containers-resource-limits"} <= names
+
+
+@pytest.mark.parametrize(
+    ("props", "problem"),
+    [
+        (container(capabilities=None), "keeps Linux capabilities"),
+        (container(capabilities={"drops": ["NET_RAW"]}), "keeps Linux capabilities"),
+        (container(memory=0), "no memory limit"),
+        (container(memory=None), "no memory limit"),
+        (container(cpus=None), "no CPU limit"),
+        (container(cpus="0"), "no CPU limit"),
+    ],
+)
+def test_a_container_without_cap_drop_all_or_limits_is_refused(
+    props: dict[str, Any], problem: str
+) -> None:
+    found = [
+        message
+        for name in ("containers-drop-capabilities", "containers-resource-limits")
+        for message in check(name)(CONTAINER, props, SECRET_ENVS)
+    ]
+    assert len(found) == 1, found
+    assert problem in found[0], found
+    assert found[0].startswith("container 'jobsearch-prod-api-0a0a0a0a1234-1' ")
+
+
+def test_a_hardened_container_and_service_pass_every_check() -> None:
+    for guardrail in RESOURCE_GUARDRAILS:
+        assert guardrail.check(CONTAINER, container(), SECRET_ENVS) == [], guardrail.name
+        assert guardrail.check(SERVICE, service(), ["taskSpec"]) == [], guardrail.name
+    assert check("containers-drop-capabilities")(CONTAINER, container(
+        capabilities={"drops": ["all"]}), []) == []  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("guardrail", "changes", "problem"),
+    [
+        ("containers-drop-capabilities", {"capDrops": []}, "keeps Linux capabilities"),
+        ("containers-drop-capabilities", {"capDrops": None}, "keeps Linux capabilities"),
+        ("containers-resource-limits",
+         {"task_resources": {"limits": {"memoryBytes": 0, "nanoCpus": 1}}}, "no memory limit"),
+        ("containers-resource-limits",
+         {"task_resources": {"limits": {"memoryBytes": 536870912}}}, "no CPU limit"),
+        ("containers-resource-limits",
+         {"task_resources": {"limits": {"nanoCpus": 1_000_000_000}}}, "no memory limit"),
+        ("containers-non-root", {"user": "0:0"}, "runs as root"),
+        ("containers-non-root", {"user": None}, "runs as root"),
+        ("containers-read-only", {"readOnly": False}, "writable root filesystem"),
+        ("images-by-digest", {"image": "registry.example.com/acme/api:1"}, "not an image pinned"),
+        ("containers-health-check", {"healthcheck": {"tests": ["NONE"]}}, "no health check"),
+        ("containers-restart-policy", {"task_restart_policy": {"condition": "none"}},
+         "restart policy 'none'"),
+        ("containers-log-rotation", {"task_log_driver": {"name": "json-file"}}, "logs with"),
+        ("cors-no-wildcard", {"env": {"CORS_ORIGINS": "*"}}, "allows CORS"),
+    ],
+)  # fmt: skip
+def test_a_swarm_service_is_checked_like_a_container(
+    guardrail: str, changes: dict[str, Any], problem: str
+) -> None:
+    found = check(guardrail)(SERVICE, service(**changes), ["taskSpec"])
+
+    assert len(found) == 1, found
+    assert problem in found[0], found
+    assert found[0].startswith("service 'jobsearch-prod-api' ")
+
+
+def test_a_service_without_resources_has_neither_limit() -> None:
+    assert check("containers-resource-limits")(SERVICE, service(task_resources={}), []) == [
+        "service 'jobsearch-prod-api' has no memory limit; set one",
+        "service 'jobsearch-prod-api' has no CPU limit; set one",
+    ]
+
+
+def test_a_service_with_a_credential_in_env_must_keep_its_task_spec_secret() -> None:
+    props = service(env={"DATABASE_URL": "postgresql://x"})
+    assert secret_settings_are_secrets(SERVICE, props, ["taskSpec"]) == []
+    assert secret_settings_are_secrets(SERVICE, props, [])
+
+
+def test_stack_checks_count_service_replicas_and_published_ports() -> None:
+    proxy_service = service()
+    proxy_service["labels"] = [{"label": "org.jobsearch.role", "value": "proxy"}]
+    proxy_service["endpointSpec"] = {
+        "ports": [{"targetPort": PROXY_HTTPS_PORT, "publishedPort": 443}]
+    }
+    resources = [
+        StackResource(SERVICE, "service-api", service()),
+        StackResource(SERVICE, "service-proxy", proxy_service),
+        StackResource(DNS_RECORD, "domain-record", {"name": "api.example.com", "type": "A"}),
+    ]
+    assert at_least_two_replicas(resources) == []
+    assert https_on(resources) == []
+    single = service()
+    single["mode"] = {"replicated": {"replicas": 1}}
+    assert at_least_two_replicas([StackResource(SERVICE, "service-api", single)]) == [
+        "the stack runs 1 service replica(s); run at least 2"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("policy", "change"),
+    [
+        ("containers-drop-capabilities", {"capabilities": {"drops": []}}),
+        ("containers-resource-limits", {"memory": 0}),
+    ],
+)
+def test_the_pack_blocks_a_container_without_hardening(
+    analyzer: Analyzer, policy: str, change: dict[str, Any]
+) -> None:
+    diagnostics = analyzer.analyze(CONTAINER, container(**change), SECRET_ENVS)
+    assert [d.policy for d in diagnostics] == [policy]
+    assert diagnostics[0].mandatory
+
+
+def test_the_pack_checks_a_swarm_service(analyzer: Analyzer) -> None:
+    assert analyzer.analyze(SERVICE, service(), ["taskSpec"]) == []
+    diagnostics = analyzer.analyze(SERVICE, service(capDrops=[], user="0"), ["taskSpec"])
+    assert sorted(d.policy for d in diagnostics) == [
+        "containers-drop-capabilities",
+        "containers-non-root",
+    ]
+    assert policies.SERVICE == SERVICE
