@@ -13,7 +13,7 @@ from jobsearch.models import (
     JobType,
 )
 from jobsearch.upstreams.base import UpstreamClient
-from jobsearch.upstreams.shaping import format_salary, join_location, wanted
+from jobsearch.upstreams.shaping import Amount, format_salary, join_location, wanted
 
 _EMPLOYMENT_TYPES = {
     "FULLTIME": "Full-time",
@@ -37,8 +37,8 @@ class JSearchJob(BaseModel):
     job_city: str | None = None
     job_state: str | None = None
     job_country: str | None = None
-    job_min_salary: float | None = None
-    job_max_salary: float | None = None
+    job_min_salary: Amount = None
+    job_max_salary: Amount = None
     job_salary_currency: str | None = None
     job_salary_period: str | None = None
 

@@ -14,7 +14,7 @@ from jobsearch.models import (
     JobType,
 )
 from jobsearch.upstreams.base import UpstreamClient
-from jobsearch.upstreams.shaping import format_salary, join_location, wanted
+from jobsearch.upstreams.shaping import Amount, format_salary, join_location, wanted
 
 # TheirStack requires a date filter; "all" maps to the widest window the old app used.
 _MAX_AGE_DAYS = {
@@ -56,8 +56,8 @@ class TheirStackJob(BaseModel):
     remote: bool | None = None
     hybrid: bool | None = None
     salary_string: str | None = None
-    min_annual_salary_usd: float | None = None
-    max_annual_salary_usd: float | None = None
+    min_annual_salary_usd: Amount = None
+    max_annual_salary_usd: Amount = None
     employment_statuses: list[str] | None = None
     description: str | None = None
 
