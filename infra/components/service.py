@@ -477,9 +477,8 @@ class Service(pulumi.ComponentResource):
                     docker.SecretLabelArgs(label=label, value=text)
                     for label, text in object_labels(logical)
                 ],
-                opts=pulumi.ResourceOptions.merge(
-                    on_swarm, pulumi.ResourceOptions(additional_secret_outputs=["data"])
-                ),
+                # (pulumi-docker itself keeps `data` a secret output.)
+                opts=on_swarm,
             )
             for logical in topology.secret_names
             if (value := args.secrets.get(logical)) is not None

@@ -12,24 +12,28 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.infra.pulumi.graph import Graph, run_program
-from tests.infra.pulumi.stack_config import StackInput, committed_stack, dev_stack
+from tests.infra.pulumi.stack_config import FAKE_SECRETS, StackInput, committed_stack, dev_stack
 
 EXISTING_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExistingServerHostKey"
+REGISTRY_USER = "deploy-bot"
 
 
 def variants() -> dict[str, StackInput]:
+    # prod on a server it does not create, with the emergency image override from
+    # a private registry, its proxy answering HTTPS on another port.
+    existing = committed_stack("prod").with_values(
+        hostMode="existing",
+        httpsPort=8443,
+        hostAddress="198.51.100.7",
+        hostKey=EXISTING_HOST_KEY,
+        imageRef="registry.example.com/acme/jobsearch-api@sha256:" + "9f" * 32,
+        registryUsername=REGISTRY_USER,
+    )
+    existing.secrets["registryPassword"] = FAKE_SECRETS["registryPassword"]
     return {
         "staging": committed_stack("staging"),
         "prod": committed_stack("prod"),
-        # prod on a server it does not create, with the emergency image override,
-        # its proxy answering HTTPS on another port.
-        "prod-existing": committed_stack("prod").with_values(
-            hostMode="existing",
-            httpsPort=8443,
-            hostAddress="198.51.100.7",
-            hostKey=EXISTING_HOST_KEY,
-            imageRef="registry.example.com/acme/jobsearch-api@sha256:" + "9f" * 32,
-        ),
+        "prod-existing": existing,
         "dev": dev_stack(),
     }
 

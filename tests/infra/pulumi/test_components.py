@@ -1,5 +1,5 @@
 """The components' pure parts: cloud-init, SSH pinning (against a real sshd), the
-monitoring thresholds, DNS record types and rollout generations."""
+monitoring thresholds, DNS record types, and how long a stack waits for the swarm."""
 
 from __future__ import annotations
 
@@ -27,16 +27,17 @@ from infra.components.monitoring import (
     failure_percentage,
     sentry_alert_name,
 )
-from infra.components.service import rollout_generation, wait_timeout
+from infra.components.service import converge_timeout_seconds, service_spec_args
 from infra.local.engine import apt_install
-from infra.topology import Images, TopologySpec, describe, service_healthcheck
+from infra.swarm import ObjectRef, engine_spec
+from infra.topology import Images, TopologySpec, describe
 from jobsearch.routers.health import QUOTA_LOW_BELOW
 from tests.support.servers import free_port
 
 DIGEST = "ab" * 32
 
 
-def topology(**changes: object) -> TopologySpec:
+def topology_spec(**changes: object) -> TopologySpec:
     spec = TopologySpec(
         environment="staging",
         images=Images(service=f"registry.example.com/acme/api@sha256:{DIGEST}"),
@@ -229,29 +230,17 @@ def test_record_type(address: str, kind: str) -> None:
     assert record_type(address) == kind
 
 
-def test_a_generation_changes_whenever_a_replica_would() -> None:
-    base = rollout_generation(describe(topology()), "fingerprint")
-    assert base.startswith(DIGEST[:8])
-    assert len(base) == 12
-    assert rollout_generation(describe(topology()), "fingerprint") == base
-    other_image = topology(
-        images=Images(service="registry.example.com/acme/api@sha256:" + "cd" * 32)
-    )
-    assert rollout_generation(describe(other_image), "fingerprint")[:8] == "cd" * 4
-    assert (
-        rollout_generation(describe(topology(settings={"LOG_LEVEL": "DEBUG"})), "fingerprint")
-        != base
-    )
-    assert rollout_generation(describe(topology(workers=4)), "fingerprint") != base
-    assert rollout_generation(describe(topology()), "rotated-secret") != base
-    # The proxy is not a replica: changing only its image starts no new generation.
-    same_replicas = topology(images=Images(service=topology().images.service, proxy="caddy:2.8"))
-    assert rollout_generation(describe(same_replicas), "fingerprint") == base
-
-
-def test_creation_waits_longer_than_the_health_check_can_take() -> None:
-    check = service_healthcheck()
-    worst = check.start_period_seconds + check.retries * (
-        check.interval_seconds + check.timeout_seconds
-    )
-    assert wait_timeout(check) > worst
+def test_a_stack_waits_for_a_whole_rollout_of_each_service() -> None:
+    topology = describe(topology_spec(replicas=3))
+    api = topology.api
+    check = api.healthcheck
+    # Each replica in turn: healthy within the check's worst case, then watched.
+    per_task = check.worst_case_seconds + api.update.monitor_seconds
+    assert converge_timeout_seconds(api) > api.replicas * per_task
+    fewer = describe(topology_spec(replicas=1)).api
+    assert converge_timeout_seconds(fewer) < converge_timeout_seconds(api)
+    refs = {name: ObjectRef(id="id", name=name) for name in topology.secret_names}
+    configs = {name: ObjectRef(id="id", name=name) for name in topology.config_files}
+    args = service_spec_args(engine_spec(api, topology.network, refs, configs))
+    assert args["update_config"].monitor == f"{api.update.monitor_seconds}s"
+    assert api.update.monitor_seconds >= check.worst_case_seconds

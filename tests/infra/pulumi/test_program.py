@@ -7,8 +7,10 @@ dependencies and options, the stack outputs and the program's log.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
+from typing import Any
 
 import pytest
 import yaml
@@ -16,41 +18,64 @@ import yaml
 from infra.alerts import ALERTS
 from infra.components.database import migration_checksums
 from infra.policy.policies import RESOURCE_GUARDRAILS, STACK_GUARDRAILS, StackResource
-from infra.topology import PROXY_HTTPS_PORT
-from tests.infra.pulumi.conftest import EXISTING_HOST_KEY, variants
+from infra.topology import PROXY_HTTP_PORT, PROXY_HTTPS_PORT, SECRETS_DIR, SERVICE_UID
+from tests.infra.pulumi.conftest import EXISTING_HOST_KEY, REGISTRY_USER, variants
 from tests.infra.pulumi.graph import Graph, Resource, is_secret, plain_strings, reveal, run_program
 from tests.infra.pulumi.harness import FAKE_HOST_PRIVATE_KEY, FAKE_HOST_PUBLIC_KEY, SERVER_IPV4
-from tests.infra.pulumi.stack_config import STAGING_EXPORTS, committed_stack
+from tests.infra.pulumi.stack_config import FAKE_SECRETS, STAGING_EXPORTS, committed_stack
 
-CONTAINER = "docker:index/container:Container"
+SERVICE = "docker:index/service:Service"
+SECRET = "docker:index/secret:Secret"
+CONFIG = "docker:index/serviceConfig:ServiceConfig"
+NETWORK = "docker:index/network:Network"
 MIGRATIONS = "pulumi-python:dynamic/jobsearch:Migrations"
 REMOTE_COMMAND = "command:remote:Command"
 LOCAL_COMMAND = "command:local:Command"
 ALL = ("staging", "prod", "prod-existing", "dev")
 EXPECTED_OUTPUTS = {
     "environment", "url", "host", "host_key", "image_ref", "proxy_image_ref", "redis_image_ref",
-    "images_from", "generation", "replicas", "schema_migrations", "monitored_alerts",
-    "service_network",
+    "images_from", "schema_migrations", "monitored_alerts", "service_name", "service_network",
 }  # fmt: skip
+SERVICE_SECRETS = {"DATABASE_URL", "RAPID_API_KEY", "THEIRSTACK_API_KEY", "SENTRY_DSN"}
 
 
-def role(container: Resource) -> str:
-    labels = {item["label"]: item["value"] for item in container["labels"]}
+def role(service: Resource) -> str:
+    labels = {item["label"]: item["value"] for item in service["labels"]}
     return str(labels["org.jobsearch.role"])
 
 
-def containers(graph: Graph, of_role: str) -> list[Resource]:
-    """In the topology's order (registration order is asynchronous)."""
-    found = [c for c in graph.of_type(CONTAINER) if role(c) == of_role]
-    return sorted(found, key=lambda c: (len(c.name), c.name))
+def service(graph: Graph, of_role: str) -> Resource:
+    [found] = [s for s in graph.of_type(SERVICE) if role(s) == of_role]
+    return found
 
 
-def env(container: Resource) -> dict[str, str]:
-    return dict(entry.partition("=")[::2] for entry in container["envs"])
+def container(service: Resource) -> dict[str, Any]:
+    return dict(service["taskSpec"]["containerSpec"])
+
+
+def env(service: Resource) -> dict[str, str]:
+    return dict(container(service).get("env") or {})
+
+
+def seconds(duration: str) -> int:
+    assert duration.endswith("s"), duration
+    assert not duration.endswith("ms"), duration
+    return int(duration[:-1])
+
+
+def worst_case_seconds(service: Resource) -> int:
+    """The health check's worst case, as infra.topology.HealthCheck computes it."""
+    check = container(service)["healthcheck"]
+    per_check = seconds(check["interval"]) + seconds(check["timeout"])
+    return seconds(check["startPeriod"]) + (int(check["retries"]) + 1) * per_check
 
 
 def commands(graph: Graph) -> list[Resource]:
     return graph.of_type(REMOTE_COMMAND) + graph.of_type(LOCAL_COMMAND)
+
+
+def decoded(config: Resource) -> str:
+    return base64.b64decode(config["data"]).decode()
 
 
 def secrets_of(name: str) -> list[str]:
@@ -95,12 +120,9 @@ def test_every_secret_input_is_a_pulumi_secret(graphs: Mapping[str, Graph], name
     assert migrations.secret("app_password")
     assert migrations.secret("__provider")
     assert set(migrations.additional_secret_outputs) == {"database_url", "app_password"}
-    for replica in containers(graph, "api"):
-        assert replica.secret("envs"), replica.name
-        assert replica.additional_secret_outputs == ["envs"]
-        assert "DATABASE_URL" in env(replica)
-    for other in containers(graph, "proxy") + containers(graph, "redis"):
-        assert not other.secret("envs"), f"{other.name} has no secret; its envs stay readable"
+    for secret in graph.of_type(SECRET):
+        assert secret.secret("data"), secret.name
+        assert "data" in secret.additional_secret_outputs
     for provider in graph.resources:
         for key in ("token", "apiToken", "apiKey"):
             if provider.type.startswith("pulumi:providers:") and key in provider.inputs:
@@ -108,73 +130,175 @@ def test_every_secret_input_is_a_pulumi_secret(graphs: Mapping[str, Graph], name
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_migrations_run_before_any_replica_and_the_proxy_switches_after_them(
+def test_secrets_are_files_for_the_service_user_and_never_env_or_labels(
+    graphs: Mapping[str, Graph], name: str
+) -> None:
+    graph = graphs[name]
+    secrets = {s.name: s for s in graph.of_type(SECRET)}
+    values = variants()[name].secrets
+    expected = {"DATABASE_URL"} | {
+        k for k, key in (
+            ("RAPID_API_KEY", "rapidApiKey"),
+            ("THEIRSTACK_API_KEY", "theirstackApiKey"),
+            ("SENTRY_DSN", "sentryDsn"),
+        ) if key in values
+    }  # fmt: skip
+    logical = {
+        secret.name: {i["label"]: i["value"] for i in secret["labels"]}["org.jobsearch.name"]
+        for secret in secrets.values()
+    }
+    assert set(logical.values()) == expected
+    for secret in secrets.values():
+        # Auto-named: a new value is a new secret, created before the old is deleted.
+        assert "name" not in secret.inputs
+        assert secret.delete_before_replace is False
+        assert secret.provider.startswith(graph.named("host-docker").urn)
+    api = service(graph, "api")
+    mounts = container(api)["secrets"]
+    assert {m["fileName"] for m in mounts} == {f"{SECRETS_DIR}/{n}" for n in expected}
+    uid, gid = SERVICE_UID.split(":")
+    for mount in mounts:
+        assert (mount["fileUid"], mount["fileGid"], int(mount["fileMode"])) == (uid, gid, 0o400)
+        assert mount["fileName"].rsplit("/", 1)[1] in expected
+    # Each mount names the created secret (its ID and its generated name).
+    assert set(secrets_urns(graph)) <= set(api.raw["property_dependencies"]["taskSpec"])
+    needles = [*values.values()]
+    for each in graph.of_type(SERVICE):
+        assert not each.secret("taskSpec"), f"{each.name}: nothing secret, so it stays readable"
+        variables = env(each)
+        assert not set(variables) & SERVICE_SECRETS, each.name
+        labels = json.dumps([each["labels"], container(each)["labels"]])
+        text = json.dumps(variables) + labels
+        assert not any(needle in text for needle in needles), each.name
+
+
+def secrets_urns(graph: Graph) -> list[str]:
+    return [secret.urn for secret in graph.of_type(SECRET)]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_datastores_then_migrations_then_the_api_then_the_proxy(
     graphs: Mapping[str, Graph], name: str
 ) -> None:
     graph = graphs[name]
     migrations = graph.of_type(MIGRATIONS)[0]
-    replicas = containers(graph, "api")
-    for replica in replicas:
-        assert graph.depends_on(replica, migrations), f"{replica.name} may start before migrations"
-    switch = graph.named("service-proxy-config")
-    for replica in replicas:
-        assert replica.urn in switch.dependencies, "the proxy switches only to healthy replicas"
-    assert containers(graph, "proxy")[0].urn in switch.dependencies
-    assert not graph.depends_on(migrations, replicas[0])
+    api, proxy, redis = (service(graph, r) for r in ("api", "proxy", "redis"))
+    swarm = graph.named("service-swarm")
+    assert graph.depends_on(api, migrations), "the API may start before the migrations"
+    assert graph.depends_on(api, redis)
+    assert graph.depends_on(proxy, api)
+    assert not graph.depends_on(migrations, api)
+    assert not graph.depends_on(redis, api)
+    for resource in [*graph.of_type(SERVICE), *graph.of_type(SECRET), *graph.of_type(CONFIG)]:
+        assert graph.depends_on(resource, swarm), f"{resource.name} before swarm mode"
+    network = graph.of_type(NETWORK)[0]
+    assert graph.depends_on(network, swarm)
+    for each in graph.of_type(SERVICE):
+        # The service attaches to the created network by its ID.
+        assert network.urn in each.raw["property_dependencies"]["taskSpec"], each.name
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_the_engine_runs_health_gated_rollouts_and_rollbacks(
+    graphs: Mapping[str, Graph], name: str
+) -> None:
+    graph = graphs[name]
+    for each in graph.of_type(SERVICE):
+        update, rollback = each["updateConfig"], each["rollbackConfig"]
+        worst = worst_case_seconds(each)
+        assert int(update["parallelism"]) == 1, each.name
+        assert seconds(update["monitor"]) >= worst, each.name
+        assert update["failureAction"] == "rollback", each.name
+        assert update["maxFailureRatio"] == "0.0"
+        assert seconds(rollback["monitor"]) >= worst, each.name
+        converge = each["convergeConfig"]
+        replicas = int(each["mode"]["replicated"]["replicas"])
+        # `pulumi up` waits for the engine for as long as a whole rollout may take.
+        assert seconds(converge["timeout"]) >= replicas * (worst + seconds(update["monitor"]))
+        assert each.delete_before_replace is True, f"{each.name} has a fixed name"
+        grace = seconds(container(each)["stopGracePeriod"])
+        assert grace > 0
+    api = service(graph, "api")
+    assert api["updateConfig"]["order"] == "start-first"
+    assert api["rollbackConfig"]["order"] == "start-first"
+    assert seconds(container(api)["stopGracePeriod"]) == 30
+    # One host port or one volume per node: those stop the old task first.
+    for singleton in (service(graph, "proxy"), service(graph, "redis")):
+        assert singleton["updateConfig"]["order"] == "stop-first", singleton.name
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_the_service_is_the_topology(graphs: Mapping[str, Graph], name: str) -> None:
     graph = graphs[name]
     outputs = graph.outputs
-    generation = outputs["generation"]
-    replicas = containers(graph, "api")
-    assert [r["name"] for r in replicas] == outputs["replicas"]
-    assert len(containers(graph, "proxy")) == len(containers(graph, "redis")) == 1
-    assert len(graph.of_type(CONTAINER)) == len(replicas) + 2
-    network = graph.of_type("docker:index/network:Network")[0]
-    assert network["name"] == outputs["service_network"]
+    environment = outputs["environment"]
+    assert {role(s) for s in graph.of_type(SERVICE)} == {"api", "proxy", "redis"}
+    assert len(graph.of_type(SERVICE)) == 3, "the stacks' database is Supabase"
+    api = service(graph, "api")
+    assert api["name"] == outputs["service_name"] == f"jobsearch-{environment}-api"
+    [network] = graph.of_type(NETWORK)
+    assert network["name"] == outputs["service_network"] == f"jobsearch-{environment}-net"
+    assert network["driver"] == "overlay"
+    assert network["attachable"] is False, "no plain container joins a stack's network"
     [ipam] = network["ipamConfigs"]
-    proxy_address = containers(graph, "proxy")[0]["networksAdvanced"][0]["ipv4Address"]
-    # The proxy's fixed address is outside the range replicas get theirs from.
-    assert ipam["ipRange"].endswith(".128/25")
-    assert proxy_address.endswith(".2")
-    for index, replica in enumerate(replicas, start=1):
-        assert replica["networksAdvanced"][0]["aliases"] == [f"api-{generation}-{index}"]
-        assert replica["networkMode"] == network["name"]
-        # Replaced create-before-delete, waiting for Docker's "healthy".
-        assert replica.delete_before_replace is False
-        assert replica["wait"] is True
-        assert replica["destroyGraceSeconds"] == replica["stopTimeout"] == 30
-        variables = env(replica)
-        assert variables["REDIS_URL"] == "redis://redis:6379/0"
-        assert variables["DATABASE_URL"].startswith("postgresql://jobsearch_app")
-        assert "postgres:" not in variables["DATABASE_URL"].split("@")[0]
-    for fixed in containers(graph, "proxy") + containers(graph, "redis"):
-        assert fixed.delete_before_replace is True, f"{fixed.name} has a fixed name"
-    for container in graph.of_type(CONTAINER):
-        assert container["readOnly"] is True
-        assert container["user"].split(":")[0] not in ("", "0", "root")
-        assert container["capabilities"]["drops"] == ["ALL"]
-        assert container["securityOpts"] == ["no-new-privileges:true"]
-        assert container["healthcheck"]["tests"][0] == "CMD"
-        assert container["restart"] == "unless-stopped"
-        assert container["logOpts"] == {"max-size": "10m", "max-file": "5"}
+    assert ipam["subnet"].endswith(".0/24")
+    variables = env(api)
+    assert variables["REDIS_URL"] == "redis://redis:6379/0"
+    assert variables["FORWARDED_ALLOW_IPS"] == ipam["subnet"]
+    for each in graph.of_type(SERVICE):
+        spec = container(each)
+        assert each["endpointSpec"]["mode"] == "dnsrr", each.name
+        for port in each["endpointSpec"].get("ports") or []:
+            assert port["publishMode"] == "host", each.name
+        assert spec["readOnly"] is True
+        assert spec["user"].split(":")[0] not in ("", "0", "root")
+        assert spec["capDrops"] == ["ALL"]
+        assert spec["healthcheck"]["tests"][0] == "CMD"
+        assert "@sha256:" in spec["image"] or name == "dev", f"{each.name} runs by digest"
+        assert each["taskSpec"]["restartPolicy"]["condition"] == "any"
+        assert each["taskSpec"]["logDriver"]["options"] == {"max-size": "10m", "max-file": "5"}
+        assert each["taskSpec"]["placement"]["prefs"] == ["spread=node.id"]
+        assert "pids" not in json.dumps(each["taskSpec"]["resources"]).lower()
+    assert not container(service(graph, "proxy")).get("secrets")
+    assert not container(service(graph, "redis")).get("secrets")
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_the_caddyfile_lists_exactly_the_new_replicas(
+def test_the_swarm_script_makes_swarm_mode_and_the_volumes(
     graphs: Mapping[str, Graph], name: str
 ) -> None:
     graph = graphs[name]
-    caddyfile = graph.named("service-proxy-config")["stdin"]
-    upstreams = next(line for line in caddyfile.splitlines() if "reverse_proxy" in line)
-    aliases = [f"{r['networksAdvanced'][0]['aliases'][0]}:8000" for r in containers(graph, "api")]
-    assert upstreams.split()[1:-1] == aliases
-    state = graph.named("service-proxy-state")
-    assert state["stdin"] == caddyfile, "the first Caddyfile is the same one"
-    assert state.ignore_changes == ["stdin"]
-    assert state.urn in containers(graph, "proxy")[0].dependencies, "state before the proxy"
+    script = graph.named("service-swarm")["create"]
+    assert graph.named("service-swarm")["update"] == script
+    environment = graph.outputs["environment"]
+    assert f"docker swarm init --advertise-addr {graph.outputs['host']} " in script
+    for volume, owner in (("caddy-data", "10002:10002"), ("redis-data", "999:999")):
+        source = f"jobsearch-{environment}-{volume}"
+        assert "docker volume create " in script
+        assert f"-v {source}:/volume" in script
+        assert f" {owner} /volume" in script
+    mounted = {
+        m["source"]
+        for s in graph.of_type(SERVICE)
+        for m in container(s)["mounts"]
+        if m["type"] == "volume"
+    }
+    assert mounted == {f"jobsearch-{environment}-caddy-data", f"jobsearch-{environment}-redis-data"}
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_the_caddyfile_is_a_config_that_resolves_the_api_tasks(
+    graphs: Mapping[str, Graph], name: str
+) -> None:
+    graph = graphs[name]
+    [config] = graph.of_type(CONFIG)
+    assert "name" not in config.inputs, "auto-named: a new Caddyfile is a new config"
+    caddyfile = decoded(config)
+    assert f"name tasks.{graph.outputs['service_name']}" in caddyfile
+    [mount] = container(service(graph, "proxy"))["configs"]
+    assert mount["fileName"] == "/etc/caddy/Caddyfile"
+    assert config.urn in service(graph, "proxy").raw["property_dependencies"]["taskSpec"]
+    assert not [c for c in commands(graph) if "caddy reload" in json.dumps(c.inputs)]
 
 
 @pytest.mark.parametrize("name", ["staging", "prod"])
@@ -220,14 +344,15 @@ def test_staging_resource_counts(staging: Graph) -> None:
         "hcloud:index/sshKey:SshKey": 1,
         "hcloud:index/firewall:Firewall": 1,
         "hcloud:index/server:Server": 1,
-        REMOTE_COMMAND: 3,  # cloud-init wait, proxy state, proxy switch
+        REMOTE_COMMAND: 2,  # cloud-init wait, swarm mode and volumes
         "pulumi:providers:docker": 1,
         "jobsearch:platform:Database": 1,
         MIGRATIONS: 1,
         "jobsearch:platform:Service": 1,
-        "docker:index/remoteImage:RemoteImage": 3,
-        "docker:index/network:Network": 1,
-        CONTAINER: 4,
+        NETWORK: 1,
+        SECRET: 3,  # DATABASE_URL, RAPID_API_KEY, THEIRSTACK_API_KEY (no Sentry DSN)
+        CONFIG: 1,  # the Caddyfile
+        SERVICE: 3,  # api, proxy, redis
         "jobsearch:platform:Domain": 1,
         "pulumi:providers:cloudflare": 1,
         "cloudflare:index/record:Record": 1,
@@ -241,16 +366,33 @@ def test_staging_resource_counts(staging: Graph) -> None:
 
 def test_staging_runs_the_images_its_config_names(staging: Graph) -> None:
     values = committed_stack("staging").values
-    pulled = {r["name"]: r for r in staging.of_type("docker:index/remoteImage:RemoteImage")}
-    assert set(pulled) == {values["imageRef"], values["proxyImage"], values["redisImage"]}
-    assert all(image["keepLocally"] is True for image in pulled.values())
-    service = staging.named("service-image-service")
-    for replica in containers(staging, "api"):
-        # The container runs the exact image pulled by digest.
-        assert replica.raw["property_dependencies"]["image"] == [service.urn]
+    images = {role(s): container(s)["image"] for s in staging.of_type(SERVICE)}
+    assert images == {
+        "api": values["imageRef"],
+        "proxy": values["proxyImage"],
+        "redis": values["redisImage"],
+    }
+    assert "docker:index/remoteImage:RemoteImage" not in staging.type_counts(), (
+        "every node pulls the digest itself"
+    )
     assert staging.outputs["image_ref"] == values["imageRef"]
     assert staging.outputs["images_from"] == "config"
     assert staging.reads == [], "staging reads no other stack"
+
+
+def test_every_node_pulls_with_the_registry_login(graphs: Mapping[str, Graph]) -> None:
+    """`--with-registry-auth`: the login goes with each service, as a secret."""
+    graph = graphs["prod-existing"]
+    for each in graph.of_type(SERVICE):
+        assert is_secret(each.inputs["auth"]["password"]), each.name
+        assert each["auth"] == {
+            "serverAddress": "registry.example.com",
+            "username": REGISTRY_USER,
+            "password": FAKE_SECRETS["registryPassword"],
+        }
+        assert each.additional_secret_outputs == ["auth"]
+    for each in graphs["staging"].of_type(SERVICE):
+        assert "auth" not in each.inputs, "no login: anonymous pulls"
 
 
 def test_staging_creates_a_vm_it_can_verify(staging: Graph) -> None:
@@ -288,10 +430,13 @@ def test_staging_dns_and_https(staging: Graph) -> None:
     record = staging.named("domain-record")
     assert record["name"] == "staging-api.example.com"
     assert (record["type"], record["content"], record["proxied"]) == ("A", SERVER_IPV4, False)
-    proxy = containers(staging, "proxy")[0]
-    ports = {(p["internal"], p["external"]) for p in proxy["ports"]}
-    assert ports == {(8080, 80), (PROXY_HTTPS_PORT, 443)}
-    caddyfile = staging.named("service-proxy-config")["stdin"]
+    proxy = service(staging, "proxy")
+    ports = {
+        (p["targetPort"], p["publishedPort"], p["publishMode"])
+        for p in proxy["endpointSpec"]["ports"]
+    }
+    assert ports == {(PROXY_HTTP_PORT, 80, "host"), (PROXY_HTTPS_PORT, 443, "host")}
+    caddyfile = decoded(staging.of_type(CONFIG)[0])
     assert "staging-api.example.com {" in caddyfile
     assert "Strict-Transport-Security" in caddyfile
     assert staging.outputs["url"] == "https://staging-api.example.com"
@@ -364,9 +509,11 @@ def test_prod_runs_what_staging_runs(prod: Graph) -> None:
     assert outputs["proxy_image_ref"] == STAGING_EXPORTS["proxy_image_ref"]
     assert outputs["redis_image_ref"] == STAGING_EXPORTS["redis_image_ref"]
     assert outputs["images_from"] == "organization/jobsearch/staging"
-    pulled = {r["name"] for r in prod.of_type("docker:index/remoteImage:RemoteImage")}
-    assert pulled == {
-        STAGING_EXPORTS[k] for k in ("image_ref", "proxy_image_ref", "redis_image_ref")
+    images = {role(s): container(s)["image"] for s in prod.of_type(SERVICE)}
+    assert images == {
+        "api": STAGING_EXPORTS["image_ref"],
+        "proxy": STAGING_EXPORTS["proxy_image_ref"],
+        "redis": STAGING_EXPORTS["redis_image_ref"],
     }
     assert not [line for line in prod.logs if line["level"] == "WARNING"]
 
@@ -376,7 +523,7 @@ def test_prod_is_protected_and_bigger(prod: Graph) -> None:
     assert server.protect is True
     assert server["deleteProtection"] is True
     assert server["rebuildProtection"] is True
-    assert len(containers(prod, "api")) == 3
+    assert int(service(prod, "api")["mode"]["replicated"]["replicas"]) == 3
     assert len(prod.named("monitoring-JobSearchApiDown")["locations"]) == 3
 
 
@@ -386,9 +533,9 @@ def test_prod_frontend_link_and_cors_come_from_one_list(prod: Graph) -> None:
     assert variable["value"] == "https://api.example.com"
     assert variable["targets"] == ["production"]
     origins = committed_stack("prod").values["frontendOrigins"]
-    for replica in containers(prod, "api"):
-        assert env(replica)["CORS_ORIGINS"] == ",".join(origins)
-        assert env(replica)["APP_ENV"] == "production"
+    api = service(prod, "api")
+    assert env(api)["CORS_ORIGINS"] == ",".join(origins)
+    assert env(api)["APP_ENV"] == "production"
 
 
 def test_prod_error_rate_alert(prod: Graph) -> None:
@@ -403,7 +550,7 @@ def test_prod_override_is_used_and_logged(graphs: Mapping[str, Graph]) -> None:
     graph = graphs["prod-existing"]
     override = variants()["prod-existing"].values["imageRef"]
     assert graph.outputs["image_ref"] == override
-    assert {r["name"] for r in graph.of_type("docker:index/remoteImage:RemoteImage")} >= {override}
+    assert container(service(graph, "api"))["image"] == override
     warnings = [line["message"] for line in graph.logs if line["level"] == "WARNING"]
     assert len(warnings) == 1
     assert override in warnings[0]
@@ -439,20 +586,24 @@ def test_the_documented_dev_stack_runs_on_the_developers_engine(
         for k in kinds
         if k.startswith(("hcloud:", "cloudflare:", "checkly:", "sentry:", "vercel:"))
     }
-    assert "docker:index/remoteImage:RemoteImage" not in kinds, "a dev stack pulls nothing"
     assert graph.named("host-docker")["host"] == "unix:///var/run/docker.sock"
-    assert len(graph.of_type(LOCAL_COMMAND)) == 2
+    assert len(graph.of_type(LOCAL_COMMAND)) == 1, "swarm mode and volumes"
     for command in graph.of_type(LOCAL_COMMAND):
         assert command["environment"] == {"DOCKER_HOST": "unix:///var/run/docker.sock"}
         assert command["interpreter"] == ["/bin/sh", "-c"]
     assert graph.outputs["url"] == "http://127.0.0.1:8088"
-    proxy = containers(graph, "proxy")[0]
-    assert [(p["ip"], p["external"]) for p in proxy["ports"]] == [("127.0.0.1", 8088)]
-    assert "auto_https off" in graph.named("service-proxy-config")["stdin"]
-    replica = containers(graph, "api")[0]
-    assert replica["image"] == variants()["dev"].values["imageRef"]
-    assert replica["name"].startswith("jobsearch-dev-api-")
-    assert env(replica)["APP_ENV"] == "development"
+    proxy = service(graph, "proxy")
+    ports = proxy["endpointSpec"]["ports"]
+    assert [(p["targetPort"], p["publishedPort"], p["publishMode"]) for p in ports] == [
+        (PROXY_HTTP_PORT, 8088, "host")
+    ]
+    assert "auto_https off" in decoded(graph.of_type(CONFIG)[0])
+    assert "--advertise-addr 127.0.0.1 " in graph.named("service-swarm")["create"]
+    api = service(graph, "api")
+    assert container(api)["image"] == variants()["dev"].values["imageRef"]
+    assert api["name"] == graph.outputs["service_name"] == "jobsearch-dev-api"
+    assert env(api)["APP_ENV"] == "development"
+    assert "auth" not in api.inputs, "no registry login: the engine has the image"
 
 
 def test_the_migrations_input_lists_every_file_with_its_checksum(staging: Graph) -> None:
@@ -461,27 +612,35 @@ def test_the_migrations_input_lists_every_file_with_its_checksum(staging: Graph)
     assert staging.outputs["schema_migrations"] == sorted(migration_checksums())
 
 
-def test_a_new_image_changes_every_replica_name_and_the_caddyfile(staging: Graph) -> None:
+def test_a_new_image_is_a_rolling_update_of_the_api_alone(staging: Graph) -> None:
     newer = committed_stack("staging").with_values(
         imageRef="registry.example.com/acme/jobsearch-api@sha256:" + "77" * 32
     )
     graph = run_program(newer)
     assert graph.error is None
-    old = [r["name"] for r in containers(staging, "api")]
-    new = [r["name"] for r in containers(graph, "api")]
-    assert len(new) == len(old)
-    assert not set(new) & set(old)
-    # Same logical resources: Pulumi replaces them (create-before-delete), it does
-    # not delete one set and create another.
-    assert [r.name for r in containers(graph, "api")] == [
-        r.name for r in containers(staging, "api")
-    ]
-    assert (
-        graph.named("service-proxy-config")["stdin"]
-        != staging.named("service-proxy-config")["stdin"]
+    # The same resources with the same names: Pulumi updates the service in place
+    # and the engine rolls it out; nothing is replaced, the proxy keeps its config.
+    assert sorted(r.name for r in graph.resources) == sorted(r.name for r in staging.resources)
+    for kind in (SERVICE, NETWORK):
+        before = {r.name: r.inputs for r in staging.of_type(kind)}
+        after = {r.name: r.inputs for r in graph.of_type(kind)}
+        changed = {name for name in before if before[name] != after[name]}
+        assert changed == ({"service-api"} if kind == SERVICE else set()), kind
+    assert service(graph, "api")["name"] == service(staging, "api")["name"]
+    assert decoded(graph.of_type(CONFIG)[0]) == decoded(staging.of_type(CONFIG)[0])
+
+
+def test_a_rotated_secret_is_a_new_secret_object(staging: Graph) -> None:
+    run = committed_stack("staging")
+    run.secrets["rapidApiKey"] = "fake-rapid-api-key-rotated-0e0e"
+    graph = run_program(run)
+    assert graph.error is None
+    before = {r.name: r["data"] for r in staging.of_type(SECRET)}
+    after = {r.name: r["data"] for r in graph.of_type(SECRET)}
+    assert {n for n in before if before[n] != after[n]} == {"service-secret-rapid-api-key"}
+    assert base64.b64decode(after["service-secret-rapid-api-key"]).decode() == (
+        "fake-rapid-api-key-rotated-0e0e"
     )
-    # What does not change keeps its name: no downtime for the proxy.
-    assert containers(graph, "proxy")[0]["name"] == containers(staging, "proxy")[0]["name"]
 
 
 # --- configuration errors, end to end -------------------------------------------
@@ -511,7 +670,7 @@ def test_prod_refuses_a_staging_stack_that_exports_no_image() -> None:
         in graph.error["message"]
     )
     assert "pulumi up -s organization/jobsearch/staging" in graph.error["message"]
-    assert not graph.of_type(CONTAINER)
+    assert not graph.of_type(SERVICE)
 
 
 def test_the_real_policy_pack_passes_every_prod_resource(prod: Graph) -> None:

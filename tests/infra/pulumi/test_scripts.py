@@ -1,187 +1,208 @@
-"""The service component's shell scripts, run for real on the machine's Docker engine.
+"""The service component's host script, run for real, as a dev stack's local.Command
+runs it (`/bin/sh -c`).
 
-They are what switches traffic during a rollout: `prepare_state_script`
-makes the proxy's host directories (owned as the proxy's user needs) and a
-first Caddyfile; `reload_proxy_script` installs a new Caddyfile and reloads
-Caddy, or keeps the old one. Here they run exactly as a dev stack's
-local.Command runs them (`/bin/sh -c`, the Caddyfile on stdin), against a
-proxy started from the same topology, with two stand-in generations behind it.
+`prepare_swarm_script` puts the engine in swarm mode when it is not, and creates
+the named volumes, each owned by the user of the service that mounts it (a
+new volume is root's, and no service runs as root). Against this machine's
+engine it creates the volumes of a dev topology and chowns them; the engine's
+swarm is left as it is (it is active here, or becomes a one-node swarm, as
+`ops local up` makes it). Which commands it runs when the node is not in swarm
+mode is checked against a recording stand-in for `docker`, so that no test
+ever changes this engine's swarm.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import docker
-import httpx
 import pytest
 from docker.errors import NotFound
 
-from infra.components.service import prepare_state_script, reload_proxy_script
+from infra.components.service import prepare_swarm_script
 from infra.local.images import image_set
 from infra.local.state import STATE_ROOT
-from infra.local.translate import container_create_kwargs, create_container
-from infra.topology import PROXY_UID, Images, Topology, TopologySpec, describe
-from tests.support.servers import free_port
-
-pytestmark = pytest.mark.docker
+from infra.topology import PROXY_UID, REDIS_UID, Images, Topology, TopologySpec, describe
 
 SUBNET_OCTET = 239
-GENERATIONS = ("api-gena-1", "api-genb-1")
+
+
+def run(script: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["/bin/sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+
+
+def dev_topology(images: Images) -> Topology:
+    return describe(
+        TopologySpec(environment="dev", images=images, http_port=8088, subnet_octet=SUBNET_OCTET)
+    )
+
+
+# --- against a recording stand-in for docker --------------------------------------
 
 
 @dataclass
-class Proxy:
-    topology: Topology
-    state_dir: Path
-    url: str
+class FakeDocker:
+    directory: Path
+    log: Path
 
-    def run(self, script: str, stdin: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["/bin/sh", "-c", script],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+    def env(self, *, swarm_state: str, existing_volumes: str = "") -> dict[str, str]:
+        return {
+            **os.environ,
+            "PATH": f"{self.directory}:{os.environ['PATH']}",
+            "FAKE_SWARM_STATE": swarm_state,
+            "FAKE_VOLUMES": existing_volumes,
+            "FAKE_LOG": str(self.log),
+        }
 
-    def answer(self) -> str:
-        return httpx.get(f"{self.url}/", timeout=5).text
-
-    @property
-    def caddyfile(self) -> Path:
-        return self.state_dir / "caddy-config" / "Caddyfile"
+    def calls(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
 
 
-def _remove(client: docker.DockerClient, name: str) -> None:
-    with contextlib.suppress(NotFound):
-        client.containers.get(name).remove(force=True)
+@pytest.fixture
+def fake_docker(tmp_path: Path) -> FakeDocker:
+    """`docker` that logs its arguments, reports the swarm state it is given, and knows
+    the volumes listed in FAKE_VOLUMES."""
+    script = tmp_path / "docker"
+    script.write_text(
+        """#!/bin/sh
+echo "$*" >> "$FAKE_LOG"
+case "$1" in
+  info) echo "$FAKE_SWARM_STATE" ;;
+  volume)
+    if [ "$2" = inspect ]; then
+      for known in $FAKE_VOLUMES; do [ "$known" = "$3" ] && exit 0; done
+      exit 1
+    fi ;;
+esac
+exit 0
+"""
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return FakeDocker(tmp_path, tmp_path / "calls.log")
 
 
-def _wait_healthy(client: docker.DockerClient, name: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = client.containers.get(name).attrs["State"]
-        if state.get("Health", {}).get("Status") == "healthy":
-            return
-        if state["Status"] == "exited":
-            raise AssertionError(f"{name} exited: {client.containers.get(name).logs()[-2000:]!r}")
-        time.sleep(0.3)
-    raise AssertionError(f"{name} never became healthy")
+def test_an_engine_not_in_swarm_mode_becomes_a_one_node_swarm(fake_docker: FakeDocker) -> None:
+    topology = dev_topology(Images(service="api:1", proxy="caddy:2", redis="redis:7"))
+    result = run(
+        prepare_swarm_script(topology, "203.0.113.10"), fake_docker.env(swarm_state="inactive")
+    )
+    assert result.returncode == 0, result.stderr
+    calls = fake_docker.calls()
+    assert calls[0] == "info --format {{.Swarm.LocalNodeState}}"
+    assert calls[1] == "swarm init --advertise-addr 203.0.113.10"
+    volumes = [c for c in calls if c.startswith("volume create")]
+    assert [v.split()[-1] for v in volumes] == [
+        "jobsearch-dev-caddy-data",
+        "jobsearch-dev-redis-data",
+    ]
+    assert all("--label org.jobsearch.environment=dev" in v for v in volumes)
+    assert all("--label org.jobsearch.project=jobsearch" in v for v in volumes)
+    chowns = [c for c in calls if c.startswith("run ")]
+    assert chowns == [
+        "run --rm --user 0:0 --network none --entrypoint chown"
+        f" -v jobsearch-dev-caddy-data:/volume caddy:2 {PROXY_UID} /volume",
+        "run --rm --user 0:0 --network none --entrypoint chown"
+        f" -v jobsearch-dev-redis-data:/volume redis:7 {REDIS_UID} /volume",
+    ]
 
 
-def _answers(proxy: Proxy, body: str, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if proxy.answer() == body:
-                return True
-        time.sleep(0.2)
-    return False
+def test_an_active_swarm_and_existing_volumes_are_kept(fake_docker: FakeDocker) -> None:
+    topology = dev_topology(Images(service="api:1"))
+    env = fake_docker.env(
+        swarm_state="active", existing_volumes="jobsearch-dev-caddy-data jobsearch-dev-redis-data"
+    )
+    result = run(prepare_swarm_script(topology, "127.0.0.1"), env)
+    assert result.returncode == 0, result.stderr
+    calls = fake_docker.calls()
+    assert not [c for c in calls if c.startswith("swarm")]
+    assert not [c for c in calls if c.startswith("volume create")]
+    # The owner is set again: a volume left root's by an interrupted run is mended.
+    assert len([c for c in calls if c.startswith("run ")]) == 2
 
 
-@pytest.fixture(scope="module")
-def proxy(
-    docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Proxy]:
+def test_a_failing_step_fails_the_script(fake_docker: FakeDocker, tmp_path: Path) -> None:
+    (tmp_path / "docker").write_text(
+        '#!/bin/sh\necho "$*" >> "$FAKE_LOG"\n[ "$1" = swarm ] && exit 1\n'
+        '[ "$1" = info ] && echo inactive\nexit 0\n'
+    )
+    topology = dev_topology(Images(service="api:1"))
+    result = run(prepare_swarm_script(topology, "127.0.0.1"), fake_docker.env(swarm_state=""))
+    assert result.returncode != 0
+    assert not [c for c in fake_docker.calls() if c.startswith("volume")]
+
+
+# --- against this machine's engine -------------------------------------------------
+
+
+def _owner(client: docker.DockerClient, image: str, volume: str) -> str:
+    output: bytes = client.containers.run(
+        image,
+        ["stat", "-c", "%u:%g", "/volume"],
+        entrypoint=[],
+        user="0:0",
+        network_mode="none",
+        volumes={volume: {"bind": "/volume", "mode": "ro"}},
+        remove=True,
+    )
+    return output.decode().strip()
+
+
+@pytest.fixture
+def fresh_volumes(docker_client: docker.DockerClient) -> Iterator[Topology]:
+    """The dev topology's volumes, absent at the start; the ones this test made are
+    removed at the end (any that existed before make the test skip)."""
     images = image_set(docker_client, "debian", STATE_ROOT / "build")
-    state_dir = tmp_path_factory.mktemp("proxy-state")
-    port = free_port()
-    topology = describe(
-        TopologySpec(
-            environment="dev",
-            images=Images(service="unused", proxy=images.proxy, redis=images.redis),
-            http_port=port,
-            bind_address="127.0.0.1",
-            state_dir=str(state_dir),
-            subnet_octet=SUBNET_OCTET,
-        )
-    )
-    network = topology.network
-    names = [topology.proxy.name, *(f"{topology.prefix}-{alias}" for alias in GENERATIONS)]
-    for name in names:
-        _remove(docker_client, name)
-    with contextlib.suppress(NotFound):
-        docker_client.networks.get(network.name).remove()
-    created = docker_client.networks.create(
-        network.name,
-        driver="bridge",
-        ipam=docker.types.IPAMConfig(
-            pool_configs=[
-                docker.types.IPAMPool(
-                    subnet=network.subnet, gateway=network.gateway, iprange=network.dynamic_range
-                )
-            ]
-        ),
-    )
+    topology = dev_topology(Images(service="unused", proxy=images.proxy, redis=images.redis))
+    existing = []
+    for name in topology.volumes:
+        with contextlib.suppress(NotFound):
+            docker_client.volumes.get(name)
+            existing.append(name)
+    if existing:
+        pytest.skip(f"volumes {existing} exist on this engine (a dev stack?); not touching them")
     try:
-        for alias in GENERATIONS:
-            # A stand-in replica: answers every path (its /health too) with its generation.
-            docker_client.containers.run(
-                images.proxy,
-                ["caddy", "respond", "--listen", ":8000", "--body", alias],
-                name=f"{topology.prefix}-{alias}",
-                network=network.name,
-                networking_config={
-                    network.name: docker_client.api.create_endpoint_config(aliases=[alias])
-                },
-                user=PROXY_UID,
-                detach=True,
-            )
-        yield Proxy(topology, state_dir, f"http://127.0.0.1:{port}")
+        yield topology
     finally:
-        for name in names:
-            _remove(docker_client, name)
-        created.remove()
-        subprocess.run(["rm", "-rf", str(state_dir)], check=False)
+        for name in topology.volumes:
+            with contextlib.suppress(NotFound):
+                docker_client.volumes.get(name).remove(force=True)
 
 
-def test_state_then_proxy_then_switch_then_refuse_a_bad_caddyfile(
-    docker_client: docker.DockerClient, proxy: Proxy
+@pytest.mark.docker
+def test_on_the_engine_volumes_are_made_for_their_services_users(
+    docker_client: docker.DockerClient, fresh_volumes: Topology
 ) -> None:
-    topology = proxy.topology
-    first = topology.caddyfile((GENERATIONS[0],))
+    topology = fresh_volumes
+    script = prepare_swarm_script(topology, "127.0.0.1")
+    env = {**os.environ}
+    result = run(script, env)
+    assert result.returncode == 0, result.stderr
+    assert docker_client.info()["Swarm"]["LocalNodeState"] == "active"
+    owners = {
+        "jobsearch-dev-caddy-data": (topology.proxy.image, PROXY_UID),
+        "jobsearch-dev-redis-data": (topology.service("redis").image, REDIS_UID),
+    }
+    assert set(topology.volumes) == set(owners)
+    for volume, (image, owner) in owners.items():
+        labels = docker_client.volumes.get(volume).attrs["Labels"]
+        assert labels == {"org.jobsearch.project": "jobsearch", "org.jobsearch.environment": "dev"}
+        assert _owner(docker_client, image, volume) == owner, volume
 
-    prepared = proxy.run(prepare_state_script(topology), first)
-    assert prepared.returncode == 0, prepared.stderr
-    config_dir, data_dir = proxy.caddyfile.parent, proxy.state_dir / "caddy-data"
-    assert config_dir.stat().st_uid == os.getuid(), "the deploy user writes the Caddyfile"
-    assert f"{data_dir.stat().st_uid}:{data_dir.stat().st_gid}" == PROXY_UID
-    assert oct(data_dir.stat().st_mode & 0o777) == "0o700", "certificates are Caddy's alone"
-    assert proxy.caddyfile.read_text() == first
-
-    # Running it again (a later deploy) keeps the Caddyfile the proxy serves.
-    again = proxy.run(prepare_state_script(topology), topology.caddyfile(("elsewhere",)))
+    # A second run (a later deploy) changes nothing and succeeds.
+    again = run(script, env)
     assert again.returncode == 0, again.stderr
-    assert proxy.caddyfile.read_text() == first
-
-    container = create_container(
-        docker_client, container_create_kwargs(topology.proxy, {}, network=topology.network.name)
-    )
-    container.start()
-    _wait_healthy(docker_client, topology.proxy.name)
-    assert _answers(proxy, GENERATIONS[0])
-
-    started = docker_client.containers.get(topology.proxy.name).attrs["State"]["StartedAt"]
-    second = topology.caddyfile((GENERATIONS[1],))
-    switched = proxy.run(reload_proxy_script(topology), second)
-    assert switched.returncode == 0, switched.stderr
-    assert proxy.caddyfile.read_text() == second
-    assert _answers(proxy, GENERATIONS[1]), "Caddy reloaded onto the new generation"
-    state = docker_client.containers.get(topology.proxy.name).attrs["State"]
-    assert state["Running"]
-    assert state["StartedAt"] == started, "reloaded, not restarted"
-
-    broken = proxy.run(reload_proxy_script(topology), "this is { not a Caddyfile\n")
-    assert broken.returncode != 0
-    assert proxy.caddyfile.read_text() == second, (
-        "a Caddyfile that does not validate is not installed"
-    )
-    assert _answers(proxy, GENERATIONS[1], timeout=3)
+    for volume, (image, owner) in owners.items():
+        assert _owner(docker_client, image, volume) == owner
