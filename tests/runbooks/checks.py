@@ -32,7 +32,7 @@ EXTERNAL_TOOLS = frozenset(
     {
         "cat", "curl", "cut", "dig", "docker", "echo", "export", "gh", "git", "grep", "head", "jq",
         "ls", "openssl", "psql", "pytest", "redis-cli", "sort", "source", "ssh", "sudo",
-        "tail", "uniq",
+        "supabase", "tail", "uniq",
     }
 )  # fmt: skip
 # UPPER_CASE names a runbook may use that are not service settings, each with the
@@ -43,7 +43,17 @@ NOT_SETTINGS = {
     "SMOKE_SSH_KEY": ".github/workflows/deploy.yml",
     "SMOKE_BASE_URL": "tests/smoke/conftest.py",
     "BACKEND_URL": "infra/components/frontend.py",
+    "DB_URL": "infra/ops/diagnose.py",
 }
+# The `supabase inspect db` reports runbooks may name: those tests/runbooks/
+# test_database_commands.py runs against the machine's PostgreSQL.
+SUPABASE_INSPECTIONS = frozenset(
+    {"bloat", "blocking", "db-stats", "locks", "long-running-queries", "table-stats"}
+)
+# Programs that take a connection string: the password must not be on their
+# command line, where `ps` shows it (review L8); they read PGPASSFILE instead.
+DATABASE_CLIENTS = frozenset({"psql", "pg_dump", "supabase"})
+URL_WITH_PASSWORD = re.compile(r"://[^/@\s:]*:[^/@\s]+@")
 UPPER_NAME = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b")
 CONFIG_KEY = re.compile(r"\bjobsearch:([A-Za-z]+)\b")
 REPO_PATH = re.compile(
@@ -185,6 +195,24 @@ def check_pulumi(command: Command) -> list[str]:
     return problems
 
 
+def check_database_client(command: Command) -> list[str]:
+    where = f"line {command.line}: `{command.text}`"
+    problems = [
+        f"{where}: a password on the command line (`ps` shows it); use PGPASSFILE and DB_URL"
+        for token in command.argv[1:]
+        if "DATABASE_URL" in token or URL_WITH_PASSWORD.search(token)
+    ]
+    if command.name == "supabase":
+        inspection = command.argv[1:4]
+        if inspection[:2] != ("inspect", "db") or len(inspection) < 3:
+            problems.append(f"{where}: runbooks use the Supabase CLI for `inspect db` only")
+        elif inspection[2] not in SUPABASE_INSPECTIONS:
+            problems.append(f"{where}: `supabase inspect db {inspection[2]}` is not tested here")
+        elif "--db-url" not in command.argv:
+            problems.append(f"{where}: `supabase inspect db` without --db-url inspects nothing")
+    return problems
+
+
 def _flag_values(argv: tuple[str, ...]) -> set[str]:
     return {argv[i + 1] for i, token in enumerate(argv[:-1]) if token in ("-s", "--stack")}
 
@@ -204,6 +232,10 @@ def check_command(command: Command) -> list[str]:
         ]
     if name in console_scripts():
         return []
+    if name in DATABASE_CLIENTS:
+        problems = check_database_client(command)
+        if problems:
+            return problems
     if name.startswith(SUBSTITUTION):
         return [f"{where}: runs the output of a command substitution"]
     if name not in EXTERNAL_TOOLS:
@@ -263,7 +295,7 @@ def _topology_names() -> tuple[frozenset[str], dict[str, frozenset[str]]]:
     topology = describe(
         TopologySpec(environment=STACK_PLACEHOLDER, images=Images(service="x"), domain="x.test")
     )
-    containers = (topology.proxy, *topology.datastores, *topology.replicas("1"))
+    containers = topology.services
     roles = frozenset(
         spec.name.removeprefix(f"{topology.prefix}-").split("-")[0] for spec in containers
     )
@@ -278,14 +310,14 @@ def _topology_names() -> tuple[frozenset[str], dict[str, frozenset[str]]]:
 def check_container_names(text: str) -> list[str]:
     roles, labels = _topology_names()
     problems = [
-        f"no container jobsearch-<stack>-{role} in infra/topology.py"
+        f"no service jobsearch-<stack>-{role} in infra/topology.py"
         for role in sorted(set(CONTAINER.findall(text)))
         if role not in roles
     ]
     for key, value in sorted(set(LABEL.findall(text))):
         if key not in labels:
             problems.append(f"no label org.jobsearch.{key} in infra/topology.py")
-        elif value not in labels[key] and key != "generation":
+        elif value not in labels[key]:
             problems.append(f"org.jobsearch.{key} is never {value!r} in infra/topology.py")
     return problems
 

@@ -31,8 +31,17 @@ def sh(*lines: str) -> str:
         ("Raise `jobsearch:rateLimits`.", "jobsearch:rateLimits is not declared"),
         ("See tests/smoke/test_nothing.py.", "tests/smoke/test_nothing.py does not exist"),
         ("See [the other](no-such-runbook.md).", "no-such-runbook.md goes nowhere"),
-        (sh("docker logs jobsearch-prod-postgresql"), "no container jobsearch-<stack>-postgresql"),
+        (sh("docker logs jobsearch-prod-postgresql"), "no service jobsearch-<stack>-postgresql"),
         (sh("docker ps --filter label=org.jobsearch.role=worker"), "never 'worker'"),
+        (sh('psql "$DATABASE_URL" -c "select 1"'), "a password on the command line"),
+        (sh("psql postgresql://postgres:pw@db:5432/postgres"), "a password on the command line"),
+        (
+            sh('supabase inspect db locks --db-url "$DATABASE_URL"'),
+            "a password on the command line",
+        ),
+        (sh('supabase inspect db outliers --db-url "$DB_URL"'), "is not tested here"),
+        (sh("supabase inspect db locks"), "without --db-url"),
+        (sh("supabase db reset"), "for `inspect db` only"),
     ],
 )
 def test_a_stale_runbook_is_caught(snippet: str, problem: str) -> None:
@@ -53,6 +62,7 @@ def test_pulumi_stack_outputs_are_checked_once_the_program_exports_them() -> Non
     [
         sh('ops diagnose --url "$URL"', "ops status --stack local --json", "make local"),
         sh('export DATABASE_URL="$(pulumi config get jobsearch:databaseUrl -s "$STACK")"'),
+        sh('psql "$DB_URL" -c "select 1"', 'supabase inspect db bloat --db-url "$DB_URL"'),
         sh("ssh deploy@\"$HOST\" 'docker logs $(docker ps -q | head -n 1) 2>&1 | tail'"),
         "RATE_LIMIT and DATABASE_URL are settings; `jobsearch:imageRef` a key.",
     ],

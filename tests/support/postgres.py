@@ -146,3 +146,20 @@ def service_login_url(admin_url: str, *, empty_cache: bool = False) -> str:
             connection.execute("truncate job_cache")
         connection.execute("alter role jobsearch_app with login")
     return url_for(database_name(admin_url), user="jobsearch_app")
+
+
+@contextlib.contextmanager
+def supabase_like_cluster(port: int) -> Iterator[PrivateCluster]:
+    """A private cluster set up as Supabase's are where `supabase inspect db` looks:
+    pg_stat_statements preloaded and installed in the `extensions` schema, and
+    Supabase's roles with their default grants."""
+    with private_cluster(port) as cluster:
+        with psycopg.connect(cluster.admin_url, autocommit=True) as connection:
+            connection.execute("alter system set shared_preload_libraries = 'pg_stat_statements'")
+        cluster.stop()
+        cluster.start()
+        create_supabase_roles(cluster.admin_url)
+        with psycopg.connect(cluster.admin_url, autocommit=True) as connection:
+            connection.execute("create schema extensions")
+            connection.execute("create extension pg_stat_statements with schema extensions")
+        yield cluster
