@@ -46,6 +46,8 @@ class HostArgs:
     host_key: str = ""
     # hcloud
     ssh_public_key: str = ""
+    # The smoke tests' restricted login (SMOKE_USER); empty: no such user.
+    smoke_public_key: str = ""
     server_type: str = "cx22"
     location: str = "fsn1"
     image: str = "debian-12"
@@ -90,6 +92,77 @@ WantedBy=docker.service
 """
 
 
+# The smoke tests' own login. The deploy user is in the docker group, so its key
+# is root on the host; the smoke tests' key is not: it can run one root-owned
+# report (sudo, that command only, no arguments) and nothing else, no shell.
+SMOKE_USER = "smoke"
+SMOKE_REPORT = "/usr/local/sbin/jobsearch-smoke-report"
+SMOKE_SUDOERS = "/etc/sudoers.d/jobsearch-smoke"
+SMOKE_REPORT_SCRIPT = """#!/usr/bin/python3
+\"\"\"What the smoke tests check of this host, and nothing more (JSON on stdout).
+
+Each container of the project: its name, image, user, jobsearch labels, state and
+hardening; never its environment, mounts or health-check output, which can hold
+secrets. Also: whether Docker runs, the TCP ports listening, and the groups of
+the user who ran this through sudo (the smoke login must have no root powers).
+\"\"\"
+import json
+import os
+import subprocess
+
+
+def run(*command):
+    return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
+def container(document):
+    config, state, host = document["Config"], document["State"], document["HostConfig"]
+    labels = config.get("Labels") or {}
+    return {
+        "Name": document["Name"],
+        "Image": document["Image"],
+        "Config": {
+            "User": config.get("User", ""),
+            "Labels": {k: v for k, v in labels.items() if k.startswith("org.jobsearch.")},
+        },
+        "State": {
+            "Running": state.get("Running", False),
+            "Health": {"Status": (state.get("Health") or {}).get("Status", "")},
+        },
+        "HostConfig": {
+            "ReadonlyRootfs": host.get("ReadonlyRootfs", False),
+            "CapDrop": host.get("CapDrop") or [],
+            "SecurityOpt": host.get("SecurityOpt") or [],
+            "PortBindings": host.get("PortBindings") or {},
+        },
+    }
+
+
+def listening():
+    sockets = []
+    for line in run("ss", "-Htln").stdout.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        address, _, port = fields[3].rpartition(":")
+        address = address.strip("[]").partition("%")[0]
+        sockets.append(f"tcp://{address}:{port}")
+    return sockets
+
+
+ids = run("docker", "ps", "-aq", "--filter", "label=org.jobsearch.project=jobsearch").stdout.split()
+documents = json.loads(run("docker", "inspect", *ids).stdout) if ids else []
+caller = os.environ.get("SUDO_USER", "")
+print(json.dumps({
+    "caller": caller,
+    "caller_groups": run("id", "-Gn", caller).stdout.split() if caller else [],
+    "docker_running": run("systemctl", "is-active", "--quiet", "docker").returncode == 0,
+    "listening": listening(),
+    "containers": [container(document) for document in documents],
+}))
+"""
+
+
 def docker_ssh_options(host_key: str) -> list[str]:
     """ssh(1) options that accept exactly this host key and nothing else.
 
@@ -113,13 +186,45 @@ def cloud_init(
     host_public_key: str,
     ssh_port: int,
     public_ports: Sequence[int],
+    smoke_public_key: str = "",
 ) -> str:
     """First-boot setup of a VM: Docker, the deploy user, upgrades, SSH and a firewall
     (ufw for what comes in; a DOCKER-USER rule keeps containers from the metadata service).
 
+    With `smoke_public_key`, the smoke tests' restricted user (SMOKE_USER) too.
     JSON is valid YAML, so the document is written with json and needs no YAML library.
     """
     allowed = [ssh_port, *public_ports]
+    users: list[dict[str, object]] = [
+        {
+            "name": user,
+            "shell": "/bin/bash",
+            "lock_passwd": True,
+            "ssh_authorized_keys": [user_public_key],
+        }
+    ]
+    smoke_files: list[dict[str, str]] = []
+    if smoke_public_key:
+        users.append(
+            {
+                "name": SMOKE_USER,
+                "shell": "/bin/sh",
+                "lock_passwd": True,
+                "ssh_authorized_keys": [
+                    f'restrict,command="sudo -n {SMOKE_REPORT}" {smoke_public_key}'
+                ],
+            }
+        )
+        smoke_files = [
+            {"path": SMOKE_REPORT, "permissions": "0755", "content": SMOKE_REPORT_SCRIPT},
+            {
+                "path": SMOKE_SUDOERS,
+                "permissions": "0440",
+                # "" after the command: it may be run with no arguments only.
+                "content": f'{SMOKE_USER} ALL=(root) NOPASSWD: {SMOKE_REPORT} ""\n',
+            },
+        ]
+    allowed_users = " ".join(str(u["name"]) for u in users)
     document = {
         # The host key the deployer already pins; no other key is generated.
         "ssh_deletekeys": True,
@@ -127,14 +232,7 @@ def cloud_init(
         "ssh_keys": {"ed25519_private": host_private_key, "ed25519_public": host_public_key},
         "disable_root": True,
         "ssh_pwauth": False,
-        "users": [
-            {
-                "name": user,
-                "shell": "/bin/bash",
-                "lock_passwd": True,
-                "ssh_authorized_keys": [user_public_key],
-            }
-        ],
+        "users": users,
         "package_update": True,
         "package_upgrade": True,
         "packages": ["docker.io", "unattended-upgrades", "ufw"],
@@ -149,7 +247,8 @@ def cloud_init(
                 "path": "/etc/ssh/sshd_config.d/10-jobsearch.conf",
                 "permissions": "0644",
                 "content": f"Port {ssh_port}\nPasswordAuthentication no\n"
-                f"KbdInteractiveAuthentication no\nPermitRootLogin no\nAllowUsers {user}\n",
+                "KbdInteractiveAuthentication no\nPermitRootLogin no\n"
+                f"AllowUsers {allowed_users}\n",
             },
             {
                 # Every container's logs rotate even if its own options were lost.
@@ -169,6 +268,7 @@ def cloud_init(
                 "permissions": "0644",
                 "content": _BLOCK_METADATA_UNIT,
             },
+            *smoke_files,
         ],
         "runcmd": [
             # The docker group exists only once the package is installed.
@@ -307,6 +407,7 @@ class Host(pulumi.ComponentResource):
                 host_public_key=keys[1].strip(),
                 ssh_port=args.ssh_port,
                 public_ports=args.public_ports,
+                smoke_public_key=args.smoke_public_key,
             )
 
         rendered: pulumi.Output[str] = pulumi.Output.all(

@@ -1,9 +1,10 @@
-"""What the container host must look like after a deploy, checked with testinfra.
+"""What the container host must look like after a deploy.
 
-The same checks run over SSH against a stack's host (tests/smoke/test_host.py,
-after each deploy) and on this machine against the suite's local topology
-(tests/infra/ops/test_local_stack.py), so they are known to pass on a good
-deploy.
+The same checks run on a stack's host (tests/smoke/test_host.py, after each
+deploy: over SSH as the restricted `smoke` user, whose only command is the
+host's report, infra/components/host.py) and on this machine against the
+suite's local topology with testinfra (tests/infra/ops/test_local_stack.py),
+so they are known to pass on a good deploy.
 """
 
 from __future__ import annotations
@@ -13,16 +14,24 @@ from typing import Any
 from infra.topology import PROJECT, PROXY_UID, SERVICE_UID
 
 PUBLIC_TCP_PORTS = {22, 80, 443}
+# A login in one of these groups is root on the host.
+ROOT_EQUIVALENT_GROUPS = ("docker", "sudo", "root", "adm", "lxd")
 
 
 def containers(host: Any, environment: str) -> dict[str, dict[str, Any]]:
     """`docker inspect` of every container of the stack, by name."""
     found = host.docker.get_containers(label=f"org.jobsearch.environment={environment}")
-    documents = [container.inspect() for container in found]
+    return project_containers([container.inspect() for container in found], environment)
+
+
+def project_containers(
+    documents: list[dict[str, Any]], environment: str
+) -> dict[str, dict[str, Any]]:
     return {
         document["Name"].lstrip("/"): document
         for document in documents
         if document["Config"]["Labels"].get("org.jobsearch.project") == PROJECT
+        and document["Config"]["Labels"].get("org.jobsearch.environment") == environment
     }
 
 
@@ -37,7 +46,10 @@ def _running_healthy(document: dict[str, Any]) -> bool:
 
 def check_topology(host: Any, environment: str) -> None:
     """The replicas, the proxy and Redis run, healthy, with the topology's hardening."""
-    by_name = containers(host, environment)
+    check_containers(containers(host, environment), environment)
+
+
+def check_containers(by_name: dict[str, dict[str, Any]], environment: str) -> None:
     api = {
         name: doc
         for name, doc in by_name.items()
@@ -71,9 +83,13 @@ def check_topology(host: Any, environment: str) -> None:
 
 def check_server(host: Any) -> None:
     """A stack's own server: Docker runs, and nothing but SSH and the proxy listens publicly."""
-    assert host.service("docker").is_running
+    check_listening(host.service("docker").is_running, host.socket.get_listening_sockets())
+
+
+def check_listening(docker_running: bool, sockets: list[str]) -> None:
+    assert docker_running, "Docker is not running"
     public = set()
-    for socket in host.socket.get_listening_sockets():
+    for socket in sockets:
         protocol, _, rest = socket.partition("://")
         address, _, port = rest.rpartition(":")
         if (
@@ -85,3 +101,13 @@ def check_server(host: Any) -> None:
     assert public <= PUBLIC_TCP_PORTS, (
         f"listening publicly beyond SSH and the proxy: {sorted(public - PUBLIC_TCP_PORTS)}"
     )
+
+
+def check_report(report: dict[str, Any], environment: str) -> None:
+    """The host's smoke report: the login has no root powers, then the checks above."""
+    for group in ROOT_EQUIVALENT_GROUPS:
+        assert group not in report["caller_groups"], (
+            f"the smoke login is in the {group} group: it must not be root-equivalent"
+        )
+    check_containers(project_containers(report["containers"], environment), environment)
+    check_listening(report["docker_running"], report["listening"])

@@ -172,7 +172,8 @@ def test_a_good_image_is_deployed_by_digest_and_smoke_tested(pipeline: Pipeline)
     assert up[up.index("--policy-pack") + 1] == "infra/policy"
     smoke = pipeline.smoke_env()
     assert smoke["SMOKE_BASE_URL"] == "https://api.example.test"
-    assert smoke["SMOKE_SSH_HOST"] == "deploy@203.0.113.10"
+    # Their own restricted login, not the deploy user (who is in the docker group).
+    assert smoke["SMOKE_SSH_HOST"] == "smoke@203.0.113.10"
     assert Path(smoke["SMOKE_SSH_KNOWN_HOSTS"]).read_text().startswith("203.0.113.10 ssh-ed25519")
 
 

@@ -184,3 +184,43 @@ def test_containers_cannot_reach_the_metadata_service(
     dropping = [rule for rule in docker_host.docker_user_rules() if METADATA in rule]
     assert dropping == [f"-A DOCKER-USER -d {METADATA}/32 -j DROP"]
     assert docker_host.docker_user_rules()[0] == dropping[0], "before Docker's RETURN"
+
+
+# --- the smoke checks' own login (review M2) ----------------------------------------
+
+SMOKE_KEY = "ssh-ed25519 AAAAsmoke smoke@ci"
+
+
+def test_cloud_init_gives_the_smoke_checks_a_restricted_user_outside_the_docker_group() -> None:
+    from infra.components.host import SMOKE_REPORT, SMOKE_USER
+
+    document = cloud_init_document(smoke_public_key=SMOKE_KEY)
+
+    users = {user["name"]: user for user in document["users"]}
+    assert set(users) == {"deploy", SMOKE_USER}
+    smoke = users[SMOKE_USER]
+    assert "groups" not in smoke
+    assert smoke["lock_passwd"] is True
+    # The key can run the report and nothing else: no shell, no forwarding, no pty.
+    assert smoke["ssh_authorized_keys"] == [
+        f'restrict,command="sudo -n {SMOKE_REPORT}" {SMOKE_KEY}'
+    ]
+    usermods = [c for c in document["runcmd"] if c[0] == "usermod"]
+    assert usermods == [["usermod", "-aG", "docker", "deploy"]]
+    files = written(document)
+    sudoers = files["/etc/sudoers.d/jobsearch-smoke"]
+    assert sudoers["permissions"] == "0440"
+    assert sudoers["content"] == f'{SMOKE_USER} ALL=(root) NOPASSWD: {SMOKE_REPORT} ""\n'
+    assert files[SMOKE_REPORT]["permissions"] == "0755"
+    sshd = files["/etc/ssh/sshd_config.d/10-jobsearch.conf"]["content"]
+    assert f"AllowUsers deploy {SMOKE_USER}\n" in sshd
+
+
+def test_without_a_smoke_key_there_is_no_smoke_user() -> None:
+    document = cloud_init_document()
+
+    assert [user["name"] for user in document["users"]] == ["deploy"]
+    assert (
+        "AllowUsers deploy\n"
+        in written(document)["/etc/ssh/sshd_config.d/10-jobsearch.conf"]["content"]
+    )
