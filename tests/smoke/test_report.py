@@ -9,15 +9,30 @@ that is in the docker group.
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.smoke import host_checks
+from tests.smoke.conftest import deployed_url
+from tests.support.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# These judge the checks themselves; after a deploy (SMOKE_BASE_URL), only the checks run.
+pytestmark = pytest.mark.skipif(
+    deployed_url() is not None, reason="already running against a deployed stack"
+)
 
 SECRET = "postgresql://jobsearch_app:S3cret@db.example.com/postgres"
 
@@ -132,3 +147,101 @@ def test_a_smoke_login_with_root_powers_is_refused(tmp_path: Path, group: str) -
 
     with pytest.raises(AssertionError, match=f"the smoke login is in the {group} group"):
         host_checks.check_report(report, "staging")
+
+
+# --- the login itself, against a real sshd ------------------------------------------
+
+
+def good_report(caller: str) -> dict[str, Any]:
+    documents = [replica("jobsearch-staging-api-1"), replica("jobsearch-staging-api-2"), proxy()]
+    for document in documents:
+        document["Config"].pop("Env")
+    return {
+        "caller": caller,
+        "caller_groups": ["smoke"],
+        "docker_running": True,
+        "listening": ["tcp://0.0.0.0:22", "tcp://:::443"],
+        "containers": documents,
+    }
+
+
+@pytest.fixture
+def smoke_sshd(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """An sshd on 127.0.0.1 (not port 22) that knows the smoke key by cloud-init's exact line,
+    with the report swapped for a stand-in; yields the smoke tests' SMOKE_* environment."""
+    from infra.components.host import SMOKE_REPORT
+    from tests.infra.pulumi.test_host import cloud_init_document
+
+    sshd = shutil.which("sshd", path="/usr/sbin:/usr/bin")
+    if sshd is None:
+        pytest.skip("needs openssh-server")
+    for name in ("host", "smoke"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / name)],
+            check=True,
+            timeout=30,
+        )
+    user = getpass.getuser()
+    report = tmp_path / "report"
+    report.write_text(f"import json\nprint(json.dumps({good_report(user)!r}))\n")
+    document = cloud_init_document(smoke_public_key=(tmp_path / "smoke.pub").read_text().strip())
+    [line] = next(u for u in document["users"] if u["name"] == "smoke")["ssh_authorized_keys"]
+    assert f'command="sudo -n {SMOKE_REPORT}"' in line
+    stand_in = line.replace(f"sudo -n {SMOKE_REPORT}", f"{sys.executable} {report}")
+    (tmp_path / "authorized_keys").write_text(stand_in + "\n")
+    Path("/run/sshd").mkdir(exist_ok=True)
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sshd, "-D", "-e", "-f", "/dev/null", "-h", str(tmp_path / "host"),
+            "-o", f"Port={port}", "-o", "ListenAddress=127.0.0.1", "-o", "PidFile=none",
+            "-o", "UsePAM=no", "-o", "PasswordAuthentication=no", "-o", "StrictModes=no",
+            "-o", f"AuthorizedKeysFile={tmp_path / 'authorized_keys'}",
+            "-o", "PermitRootLogin=prohibit-password",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline, "sshd did not start"
+            time.sleep(0.1)
+        host_key = (tmp_path / "host.pub").read_text().split()
+        (tmp_path / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
+        yield {
+            "SMOKE_SSH_HOST": f"{user}@127.0.0.1",
+            "SMOKE_SSH_PORT": str(port),
+            "SMOKE_SSH_KEY_FILE": str(tmp_path / "smoke"),
+            "SMOKE_SSH_KNOWN_HOSTS": str(tmp_path / "known_hosts"),
+            "SMOKE_ENVIRONMENT": "staging",
+        }
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_the_host_check_logs_in_pinned_and_gets_only_the_report(
+    smoke_sshd: dict[str, str],
+) -> None:
+    env = {**os.environ, **smoke_sshd, "SSH_AUTH_SOCK": ""}
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", "--noconftest", "-p", "no:cacheprovider", "-q",
+         "tests/smoke/test_host.py"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "3 passed" in completed.stdout
+
+    # Whatever the login asks for, it gets the report: the key runs nothing else.
+    asked = subprocess.run(
+        ["ssh", "-i", smoke_sshd["SMOKE_SSH_KEY_FILE"], "-p", smoke_sshd["SMOKE_SSH_PORT"],
+         "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+         "-o", f"UserKnownHostsFile={smoke_sshd['SMOKE_SSH_KNOWN_HOSTS']}",
+         smoke_sshd["SMOKE_SSH_HOST"], "id -u; cat /etc/shadow"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert json.loads(asked.stdout)["caller"] == getpass.getuser(), asked.stderr
