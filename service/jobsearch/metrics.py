@@ -1,12 +1,16 @@
 """Prometheus metrics.
 
 With several uvicorn workers, each is its own process: the CLI then sets
-PROMETHEUS_MULTIPROC_DIR so that /metrics aggregates all of them.
+PROMETHEUS_MULTIPROC_DIR so that /metrics aggregates all of them. The health
+gauges count live workers only (`livemin`, `livemax`): before each collection
+the gauges of workers that have died are removed, so that a worker killed while
+its circuit was open, or its database down, does not report that for good.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -16,7 +20,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 HTTP_REQUESTS = Counter(
     "jobsearch_http_requests_total",
@@ -49,17 +53,50 @@ CIRCUIT_OPEN = Gauge(
     "jobsearch_upstream_circuit_open",
     "1 while the circuit breaker of a source is open.",
     ["source"],
-    multiprocess_mode="max",
+    multiprocess_mode="livemax",
 )
 DATABASE_UP = Gauge(
     "jobsearch_database_up",
     "1 when the last use of the cache database succeeded.",
-    multiprocess_mode="min",
+    multiprocess_mode="livemin",
 )
 
 
+def forget_dead_workers(directory: str) -> None:
+    """Removes the live gauges of worker processes that no longer run.
+
+    Uvicorn's supervisor restarts a dead worker without telling prometheus_client
+    (mark_process_dead), so any worker does it here, from the files' pids.
+    """
+    pids = {
+        int(pid)
+        for path in Path(directory).glob("gauge_live*_*.db")
+        for pid in (path.stem.rsplit("_", 1)[-1],)
+        if pid.isdigit()
+    }
+    for pid in pids - {os.getpid()}:
+        if not _running(pid):
+            mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    try:  # a zombie has died, its parent has not reaped it yet
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
 def render_latest() -> tuple[bytes, str]:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        forget_dead_workers(directory)
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
