@@ -30,6 +30,9 @@ MAX_BODY_BYTES = 16 * 1024
 # Whether the declared length or the bytes as they arrive are too many, one answer.
 BODY_TOO_LARGE_MESSAGE = f"The request body is larger than {MAX_BODY_BYTES} bytes."
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+# Uvicorn accepts paths of about 64 KB: logged whole, a few hundred unthrottled 404s
+# would rotate a replica's log history away. No route of ours is longer than this.
+MAX_LOGGED_PATH_CHARS = 256
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -169,7 +172,7 @@ def _record(scope: Scope, status: int, elapsed: float, facts: RequestFacts) -> N
     log.info(
         "request",
         method=scope["method"],
-        path=scope["path"],
+        path=_loggable_path(scope["path"]),
         status=status,
         latency_ms=round(elapsed * 1000, 1),
         client_ip=client[0] if client else None,
@@ -177,3 +180,10 @@ def _record(scope: Scope, status: int, elapsed: float, facts: RequestFacts) -> N
         cache=facts.cache,
         upstream_attempts=facts.upstream_attempts,
     )
+
+
+def _loggable_path(path: str) -> str:
+    """The path, cut to MAX_LOGGED_PATH_CHARS with a mark where it was cut."""
+    if len(path) <= MAX_LOGGED_PATH_CHARS:
+        return path
+    return path[:MAX_LOGGED_PATH_CHARS] + "\u2026"
