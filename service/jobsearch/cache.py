@@ -46,7 +46,20 @@ _UPSERT = """
         created_at = now(),
         expires_at = excluded.expires_at
 """
-_PURGE = "delete from job_cache where expires_at < now()"
+# The purge runs apart from searches: its own, longer statement timeout, in batches
+# that each end quickly, skipping rows another session holds, and outside the breaker
+# (a slow purge must not send searches past the cache).
+PURGE_STATEMENT_TIMEOUT_MS = 30_000
+PURGE_BATCH_ROWS = 5_000
+_PURGE_BATCH = """
+    delete from job_cache
+    where (source, request_hash) in (
+        select source, request_hash from job_cache
+        where expires_at < now()
+        limit %s
+        for update skip locked
+    )
+"""
 
 
 def _first(error: ValidationError) -> str:
@@ -150,8 +163,29 @@ class PostgresCache:
             ),
         )
 
-    async def purge_expired(self) -> None:
-        await self._run(_PURGE, ())
+    async def purge_expired(self) -> int:
+        """Deletes expired rows, batch by batch; the number deleted.
+
+        Raises CacheUnavailable if the database fails; the breaker is left alone.
+        """
+        purged = 0
+        try:
+            async with self.pool.connection(timeout=POOL_WAIT_SECONDS) as connection:
+                while True:
+                    async with connection.transaction():
+                        await connection.execute(
+                            f"set local statement_timeout = {int(PURGE_STATEMENT_TIMEOUT_MS)}"
+                        )
+                        cursor = await connection.execute(_PURGE_BATCH, (PURGE_BATCH_ROWS,))
+                    purged += max(cursor.rowcount, 0)
+                    if cursor.rowcount < PURGE_BATCH_ROWS:
+                        break
+        except (PsycopgError, PoolTimeout, OSError) as exc:
+            log.warning("cache_purge_failed", error=type(exc).__name__, purged=purged)
+            raise CacheUnavailable(type(exc).__name__) from None
+        if purged:
+            log.info("cache_purged", rows=purged)
+        return purged
 
     async def ping(self) -> float:
         """Round trip in milliseconds. Probes even while the breaker is open."""

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from jobsearch.breaker import CircuitBreaker
+from jobsearch import cache as cache_module
+from jobsearch.breaker import CircuitBreaker, CircuitState
 from jobsearch.cache import CacheUnavailable, MemoryCache, PostgresCache
 from jobsearch.models import Job, JobSearchRequest, JobSearchResponse
 from tests.conftest import ServiceRunner
@@ -115,3 +117,74 @@ def test_a_row_the_model_cannot_read_is_a_miss_and_is_replaced(
     assert again.headers["x-cache"] == "hit"
     assert again.json() == first.json()
     assert fakes.jsearch.calls == 1
+
+
+def _expired_rows(admin: psycopg.Connection[Any], count: int) -> None:
+    admin.execute(
+        "insert into job_cache (source, request_hash, request, response, expires_at)"
+        " select 'jsearch', lpad(n::text, 64, '0'), '{}', '{}', now() - interval '1 minute'"
+        " from generate_series(1, %s) as n",
+        (count,),
+    )
+
+
+LOCKED = "1".zfill(64)  # the first of _expired_rows
+
+
+def test_the_purge_deletes_in_batches_and_skips_a_locked_row(
+    app_database_url: str, migrated_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_module, "PURGE_BATCH_ROWS", 100, raising=False)
+    with psycopg.connect(migrated_database, autocommit=True) as admin:
+        _expired_rows(admin, 250)
+        with psycopg.connect(migrated_database) as holder:  # a session holding one row
+            holder.execute(f"select 1 from job_cache where request_hash = '{LOCKED}' for update")
+
+            async def scenario() -> tuple[int, float, CircuitState]:
+                cache = PostgresCache(app_database_url, ttl_minutes=5)
+                await cache.open()
+                try:
+                    started = time.monotonic()
+                    purged = await cache.purge_expired()
+                    return purged, time.monotonic() - started, cache.breaker.state
+                finally:
+                    await cache.close()
+
+            purged, took, state = asyncio.run(scenario())
+        left = admin.execute("select request_hash from job_cache").fetchall()
+    assert (purged, left, state) == (249, [(LOCKED,)], CircuitState.CLOSED)
+    assert took < 1.5
+
+
+def test_a_failing_purge_stays_outside_the_breaker(
+    app_database_url: str, migrated_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_module, "PURGE_STATEMENT_TIMEOUT_MS", 300, raising=False)
+    request = JobSearchRequest.model_validate({"jobTitle": "after a failed purge"})
+    with psycopg.connect(migrated_database, autocommit=True) as admin:
+        _expired_rows(admin, 1)
+        with psycopg.connect(migrated_database) as holder:  # the table locked for a while
+            holder.execute("lock table job_cache in access exclusive mode")
+
+            async def purge() -> CircuitState:
+                cache = PostgresCache(app_database_url, ttl_minutes=5)
+                await cache.open()
+                try:
+                    with pytest.raises(CacheUnavailable):
+                        await cache.purge_expired()
+                    return cache.breaker.state
+                finally:
+                    await cache.close()
+
+            assert asyncio.run(purge()) is CircuitState.CLOSED
+
+    async def search_afterwards() -> JobSearchResponse | None:
+        cache = PostgresCache(app_database_url, ttl_minutes=5)
+        await cache.open()
+        try:
+            await cache.put("jsearch", request, EMPTY)
+            return await cache.get("jsearch", request)
+        finally:
+            await cache.close()
+
+    assert asyncio.run(search_afterwards()) == EMPTY
