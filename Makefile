@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SUPABASE_CLI := tools/supabase-cli/node_modules/.bin/supabase
 INSTALLED := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: install local local-down run test lint typecheck bench lock clean-venv
+.PHONY: install local local-down run test lint typecheck bench lock audit clean-venv
 
 $(INSTALLED): requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,15 +46,23 @@ lint: $(INSTALLED)
 	$(BIN)/actionlint
 	$(BIN)/zizmor --offline --min-severity low .github/workflows
 	$(BIN)/squawk service/supabase/migrations/*.sql
+	@if [ -n "$$GITHUB_ACTIONS" ]; then $(MAKE) --no-print-directory audit; else echo "audit: skipped, no vulnerability database is reachable here (CI runs make audit)"; fi
 
 ## bench: run the benchmarks under bench/ and rewrite docs/benchmarks.md.
 bench: $(INSTALLED)
 	$(BIN)/python -m bench
 
-## lock: re-resolve requirements.lock (the image) and requirements-dev.lock (CI, developers).
-lock:
-	uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --no-header --quiet -o requirements.lock
-	uv pip compile pyproject.toml --extra infra --extra dev -c requirements.lock --universal --python-version 3.11 --generate-hashes --no-header --quiet -o requirements-dev.lock
+## lock: re-resolve requirements.lock (the image) and requirements-dev.lock (CI, developers),
+## with the uv the dev lock installs into the virtualenv.
+lock: $(INSTALLED)
+	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --no-header --quiet -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra infra --extra dev -c requirements.lock --universal --python-version 3.11 --generate-hashes --no-header --quiet -o requirements-dev.lock
+
+## audit: both locks against known vulnerabilities (PyPI's advisory data, per pinned release).
+## It needs PyPI's JSON API: CI (GITHUB_ACTIONS) runs it in `make lint`; a machine without
+## that API (the build machine here) skips it there and says so.
+audit: $(INSTALLED)
+	$(BIN)/pip-audit --strict --disable-pip --require-hashes --progress-spinner off --vulnerability-service pypi -r requirements.lock -r requirements-dev.lock
 
 clean-venv:
 	rm -rf $(VENV)
