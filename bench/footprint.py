@@ -30,7 +30,7 @@ from bench.environment import BenchEnvironment
 from bench.load import Call, require_all_ok, run_calls
 from bench.report import BenchError, BenchResult, median
 from bench.upstream_calls import UpstreamCallsConfig, draw
-from infra.local.translate import container_create_kwargs
+from infra.swarm import engine_spec
 from infra.topology import SERVICE_PORT, TopologySpec, describe
 from infra.topology import Images as TopologyImages
 from tests.support.processes import Server, rss_kib
@@ -123,21 +123,53 @@ class Images:
     base: str
 
 
-def replica_arguments(image: str, *, name: str, workers: int) -> dict[str, Any]:
-    """`containers.create` arguments for one service replica exactly as the topology runs
-    it (hardening, limits, health check, settings), alone: no network, no datastores."""
+def replica_spec(image: str, *, name: str, workers: int) -> dict[str, Any]:
+    """The engine spec of the topology's service (infra/swarm.py), one replica, alone:
+    no network, no secrets, no datastores; labelled so that `ops local` ignores it."""
     spec = TopologySpec(
         environment="local", images=TopologyImages(service=image), replicas=1, workers=workers
     )
-    replica = describe(spec).replicas("bench")[0]
-    arguments = container_create_kwargs(replica, secrets={})
-    # Applied by the runner when it stops a container; this one is removed, never restarted.
-    for runner_only in ("stop_timeout", "restart_policy", "image"):
-        arguments.pop(runner_only)
-    arguments["name"] = name
-    # Not the local topology's labels: its runner and `ops local` must not count this one.
-    arguments["labels"] = {"org.jobsearch.project": "jobsearch", "org.jobsearch.role": "bench"}
-    return arguments
+    topology = describe(spec)
+    engine = engine_spec(topology.api, topology.network, secrets={}, configs={})
+    engine["Name"] = name
+    labels = {"org.jobsearch.project": "jobsearch", "org.jobsearch.role": "bench"}
+    engine["Labels"] = labels
+    engine["TaskTemplate"]["ContainerSpec"]["Labels"] = labels
+    engine["TaskTemplate"]["Networks"] = []
+    engine["TaskTemplate"]["RestartPolicy"] = {"Condition": "none"}
+    return engine
+
+
+def replica_arguments(image: str, *, name: str, workers: int) -> dict[str, Any]:
+    """`containers.create` arguments for the same replica as a plain container: the
+    engine spec's hardening, limits, health check and settings, property by property."""
+    task = replica_spec(image, name=name, workers=workers)["TaskTemplate"]
+    container = task["ContainerSpec"]
+    limits = task["Resources"]["Limits"]
+    check = container["Healthcheck"]
+    return {
+        "name": name,
+        "environment": dict(entry.split("=", 1) for entry in container["Env"]),
+        "user": container["User"],
+        "labels": container["Labels"],
+        "healthcheck": {
+            "test": check["Test"],
+            "interval": check["Interval"],
+            "timeout": check["Timeout"],
+            "retries": check["Retries"],
+            "start_period": check["StartPeriod"],
+        },
+        "mem_limit": limits["MemoryBytes"],
+        "nano_cpus": limits["NanoCPUs"],
+        "pids_limit": limits["Pids"],
+        "read_only": container["ReadOnly"],
+        "cap_drop": container["CapabilityDrop"],
+        "tmpfs": {
+            mount["Target"]: f"size={mount['TmpfsOptions']['SizeBytes']}"
+            for mount in container["Mounts"]
+            if mount["Type"] == "tmpfs"
+        },
+    }
 
 
 @contextlib.contextmanager
@@ -183,7 +215,34 @@ def _cold_start(
     raise BenchError(f"{name} was not healthy within {timeout:.0f}s")
 
 
-def measure_images(config: FootprintConfig) -> tuple[Images, list[ColdStart], list[ColdStart]]:
+def swarm_cold_start(client: docker.DockerClient, image: str, *, timeout: float) -> float:
+    """Seconds from creating a one-replica service to its task running, which the engine
+    declares only once the task's health check passed (the same check as a container's)."""
+    name = f"jobsearch-bench-swarm-{uuid.uuid4().hex[:6]}"
+    spec = replica_spec(image, name=name, workers=2)
+    if (client.info().get("Swarm") or {}).get("LocalNodeState") != "active":
+        client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+    started = time.monotonic()
+    created = client.api.create_service(
+        task_template=spec["TaskTemplate"], name=name, labels=spec["Labels"], mode=spec["Mode"]
+    )
+    service = client.services.get(created["ID"])
+    try:
+        while time.monotonic() < started + timeout:
+            states = [task["Status"]["State"] for task in service.tasks()]
+            if "running" in states:
+                return time.monotonic() - started
+            if any(state in ("failed", "rejected") for state in states):
+                raise BenchError(f"{name}'s task failed during its cold start: {states}")
+            time.sleep(0.02)
+    finally:
+        service.remove()
+    raise BenchError(f"{name} was not running within {timeout:.0f}s")
+
+
+def measure_images(
+    config: FootprintConfig,
+) -> tuple[Images, list[ColdStart], list[ColdStart], list[float]]:
     from infra.local.engine import ensure_engine
     from infra.local.images import build_service_image, image_set
     from infra.local.state import STATE_ROOT
@@ -200,6 +259,7 @@ def measure_images(config: FootprintConfig) -> tuple[Images, list[ColdStart], li
     )
     service_runs: list[ColdStart] = []
     bare_runs: list[ColdStart] = []
+    swarm_runs: list[float] = []
     for round_number in range(config.cold_start_rounds):
         order = [False, True] if round_number % 2 == 0 else [True, False]
         for bare in order:
@@ -211,7 +271,10 @@ def measure_images(config: FootprintConfig) -> tuple[Images, list[ColdStart], li
                 workers=config.workers,
             )
             (bare_runs if bare else service_runs).append(result)
-    return sizes, service_runs, bare_runs
+        swarm_runs.append(
+            swarm_cold_start(client, image_id, timeout=config.cold_start_timeout_seconds)
+        )
+    return sizes, service_runs, bare_runs, swarm_runs
 
 
 def run(
@@ -240,7 +303,8 @@ def run(
         f"{config.distinct} distinct ones, so the service's caches hold real entries.",
     ]
     if images:
-        sizes, service_starts, bare_starts = measure_images(config)
+        sizes, service_starts, bare_starts, swarm_starts = measure_images(config)
+        swarm_healthy = median(swarm_starts)
         answered = median([run.answered_seconds for run in service_starts])
         bare_answered = median([run.answered_seconds for run in bare_starts])
         healthy = median([run.healthy_seconds for run in service_starts])
@@ -261,6 +325,10 @@ def run(
                 f"{healthy:.2f} s / {bare_healthy:.2f} s",
             ),
             (
+                "Cold start to healthy, swarm task / plain container, same replica (median)",
+                f"{swarm_healthy:.2f} s / {healthy:.2f} s = {swarm_healthy / healthy:.2f}x",
+            ),
+            (
                 "Image size, service image / its Python base",
                 f"**{sizes.service_bytes / MIB:.0f} MiB / {sizes.base_bytes / MIB:.0f} MiB "
                 f"= {size_ratio:.2f}x** (the service adds "
@@ -269,16 +337,19 @@ def run(
         ]
         values |= {
             "cold_start_ratio": start_ratio,
+            "swarm_cold_start_ratio": swarm_healthy / healthy,
             "image_mib": sizes.service_bytes / MIB,
             "image_to_base_ratio": size_ratio,
         }
         notes += [
             f"Cold start: {config.cold_start_rounds} alternating rounds of the service image "
             "and of the same image running bench/bare_app.py, both created as the topology "
-            "runs a replica (infra/topology.py through the local runner's translation: "
+            "runs a replica (infra/topology.py through infra/swarm.py's engine spec: "
             f"read-only root, non-root, no capabilities, its CPU and memory limits, "
             f"{config.workers} workers). `healthy` uses the topology's check, so it lands on "
-            "the check's interval; the first 200 is polled every 20 ms.",
+            "the check's interval; the first 200 is polled every 20 ms. The swarm figure "
+            "creates a one-replica service from the same engine spec and times it until "
+            "its task runs, which the engine declares once the health check passed.",
             f"The base is `{sizes.base}`: Debian bookworm with Debian's Python 3.11, built "
             "here by infra/local/images.py because no registry is reachable; the official "
             "`python:3.12-slim` base is not available on this machine to compare.",

@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from bench.load import BackgroundLoad, Call
-from bench.report import BenchError, BenchResult
+from bench.report import BenchResult
 from infra.local.engine import ensure_engine
-from infra.local.runner import CADDY_RELOAD, LocalRunner
+from infra.local.runner import FINGERPRINT_LABEL, LocalRunner
 from infra.local.state import STATE_ROOT
 from tests.support.docker import build_test_images
 from tests.support.local_topology import ensure_fakes, prepare_test_instance
@@ -44,16 +44,14 @@ class RolloutConfig:
     concurrency: int = 16
     max_rollouts: int = 6
     baseline: bool = True
-    # Forced proxy reloads with nothing else changing, to tell their share of any failure.
-    proxy_reloads: int = 10
 
     @property
     def target(self) -> str:
-        return f"0 failed of >= {self.min_requests:,}"
+        return f"0 failed and 0 resent of >= {self.min_requests:,}"
 
     @classmethod
     def tiny(cls) -> RolloutConfig:
-        return cls(min_requests=100, concurrency=4, max_rollouts=1, baseline=False, proxy_reloads=0)
+        return cls(min_requests=100, concurrency=4, max_rollouts=1, baseline=False)
 
 
 @dataclass(frozen=True)
@@ -152,26 +150,12 @@ def measure_stop_then_start(
     """The simple alternative: stop every replica, then start the new ones."""
 
     def stop_then_start() -> None:
-        for container in runner.api_containers():
-            container.stop(timeout=30)
-            container.remove(force=True)
-        runner.rollout(image)
+        spec = runner.desired_specs(image)["api"]
+        spec["UpdateConfig"] = {**spec["UpdateConfig"], "Order": "stop-first", "Parallelism": 0}
+        spec["Labels"][FINGERPRINT_LABEL] += "-stop-then-start"
+        runner.apply("api", spec)
 
     return _under_load(url, config, lambda load: [_replace(load, image, stop_then_start)])
-
-
-def measure_proxy_reloads(runner: LocalRunner, url: str, config: RolloutConfig) -> Measured:
-    """Only `caddy reload`, forced, with the same replicas: what a rollout's reload costs."""
-    proxy = runner.client.containers.get(runner.topology().proxy.name)
-
-    def reloads() -> None:
-        for _ in range(config.proxy_reloads):
-            result = proxy.exec_run([*CADDY_RELOAD, "--force"])
-            if result.exit_code != 0:
-                raise BenchError(f"caddy reload failed: {result.output!r:.200}")
-            time.sleep(1.0)
-
-    return _under_load(url, config, lambda load: [_replace(load, "(none)", reloads)])
 
 
 @dataclass(frozen=True)
@@ -204,12 +188,7 @@ def local_topology() -> Iterator[Topology]:
         runner.down(volumes=True)
 
 
-def result(
-    ours: Measured,
-    baseline: Measured | None,
-    config: RolloutConfig,
-    reloads: Measured | None = None,
-) -> BenchResult:
+def result(ours: Measured, baseline: Measured | None, config: RolloutConfig) -> BenchResult:
     replacements = len(ours.replacements)
     failed = len(ours.failures)
     figures = [
@@ -228,18 +207,19 @@ def result(
         ),
         ("Answers by status", ", ".join(f"{k}: {v:,}" for k, v in sorted(ours.statuses.items()))),
         (
-            "Resent once during rollouts, as browsers do, after the proxy closed a kept-alive "
-            "connection unanswered",
-            f"{ours.resent_during:,} (a client that never resends would have seen these fail)",
+            "Resent once during rollouts after the proxy closed a kept-alive connection "
+            "unanswered (nothing reloads the proxy any more: the target is 0)",
+            f"{ours.resent_during:,}",
         ),
     ]
     notes = [
         "Load: "
         f"{config.concurrency} clients back to back through the proxy (Caddy), cycling "
         "through 20 searches on both sources (cached after their first call) and /health.",
-        "A rolling replacement is `LocalRunner.rollout`: start the new generation, wait until "
-        "Docker reports it healthy, point Caddy at it (graceful reload), let it settle, then "
-        "stop the old generation, which finishes its in-flight requests.",
+        "A rolling replacement is `LocalRunner.rollout`: a service update that the engine "
+        "runs start-first, one task at a time; a new task joins the swarm's DNS once its "
+        "health check passes, an old one leaves it before SIGTERM and then drains. Caddy "
+        "re-resolves `tasks.<service>` every second and is never reloaded.",
     ]
     if ours.failures:
         notes.append(f"First failures: {'; '.join(ours.failures[:3])}")
@@ -266,27 +246,15 @@ def result(
         values["baseline_requests"] = baseline.during
         notes.append(
             "The baseline stops both replicas and then starts the new ones under the same "
-            "load; the proxy retries for up to 10 s (lb_try_duration) and then fails requests."
+            "load (the same service update, stop-first with no parallelism limit); the proxy "
+            "retries for up to 10 s (lb_try_duration) and then fails requests."
         )
-    if reloads is not None:
-        figures.append(
-            (
-                f"Proxy reloads alone ({config.proxy_reloads} forced `caddy reload`, same "
-                "replicas): failed / resent / sent",
-                f"{reloads.failed_during} / {reloads.resent_during} / {reloads.during:,}",
-            )
-        )
-        values["reload_only_failed"] = reloads.failed_during
-        values["reload_only_resent"] = reloads.resent_during
-        notes.append(
-            "A reload closes the proxy's idle kept-alive client connections; a request sent on "
-            "one as it closes gets no answer. Browsers resend such a request on their own, "
-            "and over HTTPS (HTTP/2, as in staging and prod) the proxy's GOAWAY tells clients "
-            "which requests to retry; the load generator resends it once, as a browser "
-            "would, and counts it apart. Each rolling replacement reloads the proxy once."
-            + (f" Example: {reloads.resent[0]}." if reloads.resent else "")
-        )
-    met = ours.failed_during == 0 and failed == 0 and ours.during >= config.min_requests
+    met = (
+        ours.failed_during == 0
+        and failed == 0
+        and ours.resent_during == 0
+        and ours.during >= config.min_requests
+    )
     return BenchResult(
         key="rollout",
         title=TITLE,
@@ -303,14 +271,9 @@ def run(config: RolloutConfig | None = None) -> BenchResult:
     config = config or RolloutConfig()
     with local_topology() as topology:
         ours = measure_rollouts(topology.runner, topology.url, topology.images, config)
-        reloads = (
-            measure_proxy_reloads(topology.runner, topology.url, config)
-            if config.proxy_reloads
-            else None
-        )
         baseline = (
             measure_stop_then_start(topology.runner, topology.url, topology.images[0], config)
             if config.baseline
             else None
         )
-    return result(ours, baseline, config, reloads)
+    return result(ours, baseline, config)

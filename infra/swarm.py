@@ -115,8 +115,7 @@ def engine_spec(
             if mount.name in secrets
         ],
         "Configs": [
-            _file(mount, configs[mount.name], "ConfigID", "ConfigName")
-            for mount in service.configs
+            _file(mount, configs[mount.name], "ConfigID", "ConfigName") for mount in service.configs
         ],
     }
     if service.command is not None:

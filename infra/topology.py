@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 PROJECT = "jobsearch"
@@ -294,15 +294,18 @@ def service_healthcheck() -> HealthCheck:
 
 # Replicas: one at a time, the new task healthy before the old one stops, and
 # watched for the health check's whole worst case before the update counts as
-# done; any failure rolls the service back to its previous spec.
-def _replica_rollout(check: HealthCheck) -> RolloutPolicy:
-    return RolloutPolicy(order="start-first", monitor_seconds=check.worst_case_seconds)
+# done; any failure rolls the service back to its previous spec. A rollback
+# that fails itself pauses (the engine offers no other safe choice there).
+def _replica_rollout(check: HealthCheck) -> tuple[RolloutPolicy, RolloutPolicy]:
+    update = RolloutPolicy(order="start-first", monitor_seconds=check.worst_case_seconds)
+    return update, replace(update, failure_action="pause")
 
 
 # A service with a published host port or a volume cannot run twice on a node:
 # stop the old task first (a short gap, which the README states).
-def _singleton_rollout(check: HealthCheck) -> RolloutPolicy:
-    return RolloutPolicy(order="stop-first", monitor_seconds=check.worst_case_seconds)
+def _singleton_rollout(check: HealthCheck) -> tuple[RolloutPolicy, RolloutPolicy]:
+    update = RolloutPolicy(order="stop-first", monitor_seconds=check.worst_case_seconds)
+    return update, replace(update, failure_action="pause")
 
 
 # The service's own drain (jobsearch.server: 5 s of serving while the proxy
@@ -334,7 +337,7 @@ def _api(spec: TopologySpec, network: NetworkSpec, prefix: str) -> ServiceSpec:
         **spec.settings,
     }
     check = service_healthcheck()
-    rollout = _replica_rollout(check)
+    update, rollback = _replica_rollout(check)
     return ServiceSpec(
         role="api",
         name=f"{prefix}-api",
@@ -345,8 +348,8 @@ def _api(spec: TopologySpec, network: NetworkSpec, prefix: str) -> ServiceSpec:
         healthcheck=check,
         limits=Limits(memory_mb=spec.service_memory_mb, cpus=spec.service_cpus),
         replicas=spec.replicas,
-        update=rollout,
-        rollback=rollout,
+        update=update,
+        rollback=rollback,
         stop_grace_seconds=SERVICE_STOP_GRACE_SECONDS,
         aliases=("api",),
         placement_constraints=(),
@@ -370,6 +373,7 @@ def _proxy(spec: TopologySpec, prefix: str) -> ServiceSpec:
         retries=3,
         start_period_seconds=5,
     )
+    update, rollback = _singleton_rollout(check)
     return ServiceSpec(
         role="proxy",
         name=f"{prefix}-proxy",
@@ -381,8 +385,8 @@ def _proxy(spec: TopologySpec, prefix: str) -> ServiceSpec:
         healthcheck=check,
         limits=Limits(memory_mb=256, cpus=0.5),
         replicas=1,
-        update=_singleton_rollout(check),
-        rollback=_singleton_rollout(check),
+        update=update,
+        rollback=rollback,
         stop_grace_seconds=15,
         aliases=("proxy",),
         configs=(FileMount("Caddyfile", "/etc/caddy/Caddyfile", PROXY_UID, mode=0o444),),
@@ -398,6 +402,7 @@ def _proxy(spec: TopologySpec, prefix: str) -> ServiceSpec:
 
 def _redis(spec: TopologySpec, prefix: str) -> ServiceSpec:
     check = HealthCheck(command=("redis-cli", "ping"), interval_seconds=5)
+    update, rollback = _singleton_rollout(check)
     return ServiceSpec(
         role="redis",
         name=f"{prefix}-redis",
@@ -424,8 +429,8 @@ def _redis(spec: TopologySpec, prefix: str) -> ServiceSpec:
         healthcheck=check,
         limits=Limits(memory_mb=128, cpus=0.25),
         replicas=1,
-        update=_singleton_rollout(check),
-        rollback=_singleton_rollout(check),
+        update=update,
+        rollback=rollback,
         stop_grace_seconds=10,
         aliases=("redis",),
         mounts=(
@@ -440,6 +445,7 @@ def _postgres(spec: TopologySpec, prefix: str) -> ServiceSpec:
     check = HealthCheck(
         command=("pg_isready", "-U", "postgres", "-d", LOCAL_DATABASE), interval_seconds=2
     )
+    update, rollback = _singleton_rollout(check)
     return ServiceSpec(
         role="postgres",
         name=f"{prefix}-postgres",
@@ -454,13 +460,11 @@ def _postgres(spec: TopologySpec, prefix: str) -> ServiceSpec:
         healthcheck=check,
         limits=Limits(memory_mb=512, cpus=1.0),
         replicas=1,
-        update=_singleton_rollout(check),
-        rollback=_singleton_rollout(check),
+        update=update,
+        rollback=rollback,
         stop_grace_seconds=30,
         aliases=("postgres",),
-        secrets=(
-            FileMount("POSTGRES_PASSWORD", f"{SECRETS_DIR}/POSTGRES_PASSWORD", POSTGRES_UID),
-        ),
+        secrets=(FileMount("POSTGRES_PASSWORD", f"{SECRETS_DIR}/POSTGRES_PASSWORD", POSTGRES_UID),),
         # Published so that the local runner applies migrations from the host.
         ports=(Port(5432, spec.postgres_host_port),),
         mounts=(
@@ -511,7 +515,7 @@ def render_caddyfile(spec: TopologySpec, upstream_service: str) -> str:
         global_options = f"\thttp_port {PROXY_HTTP_PORT}\n\tauto_https off"
         site = f":{PROXY_HTTP_PORT}"
         hsts = ""
-    return f"""# Generated by infra/topology.py; a Docker config, replaced only when the topology changes.
+    return f"""# Generated by infra/topology.py, as a Docker config: a rollout never changes it.
 {{
 {global_options}
 \tadmin localhost:2019

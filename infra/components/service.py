@@ -498,16 +498,6 @@ class Service(pulumi.ComponentResource):
         secret_refs = {k: ObjectRef(id=s.id, name=s.name) for k, s in self.secrets.items()}
         config_refs = {k: ObjectRef(id=c.id, name=c.name) for k, c in self.configs.items()}
 
-        auth = (
-            docker.ServiceAuthArgs(
-                server_address=args.registry.address,
-                username=args.registry.username,
-                password=args.registry.password,
-            )
-            if args.registry is not None
-            else None
-        )
-
         def create(spec: ServiceSpec, after: Sequence[pulumi.Resource]) -> docker.Service:
             engine = engine_spec(spec, network, secret_refs, config_refs)
             for attachment in engine["TaskTemplate"]["Networks"]:
@@ -521,14 +511,15 @@ class Service(pulumi.ComponentResource):
                     delay=f"{CONVERGE_POLL_SECONDS}s",
                     timeout=f"{converge_timeout_seconds(spec)}s",
                 ),
-                auth=auth,
+                # No `auth`: the provider then sends its own registry login for the
+                # image's registry with every create and update (`--with-registry-auth`),
+                # and a rotated registry password is an update, never a replacement.
                 opts=pulumi.ResourceOptions.merge(
                     on_swarm,
                     pulumi.ResourceOptions(
                         depends_on=[self.swarm, *after],
-                        additional_secret_outputs=["auth"] if auth is not None else [],
-                        # A fixed name exists once: a replacement (a new registry
-                        # login; the name never changes) deletes the old one first.
+                        # A fixed name exists once: were a service ever replaced, the old
+                        # one must go first.
                         delete_before_replace=True,
                     ),
                 ),

@@ -13,6 +13,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -24,7 +25,9 @@ import docker
 import httpx
 import psycopg
 from docker.errors import APIError, ImageNotFound, NotFound
+from docker.models.containers import Container
 from docker.models.services import Service
+from docker.types import IPAMConfig, IPAMPool
 
 from infra import migrations
 from infra.local.state import LocalConfig, LocalState
@@ -34,7 +37,6 @@ from infra.topology import (
     LOGICAL_NAME_LABEL,
     ROLE_LABEL,
     Images,
-    ServiceSpec,
     Topology,
     TopologySpec,
     base_labels,
@@ -146,6 +148,10 @@ class LocalRunner:
 
     # --- engine objects ----------------------------------------------------
     def image_id(self, reference: str) -> str:
+        """What a service runs: a registry reference by digest as it is (every node
+        pulls it), anything else as this engine's image id (a one-node swarm)."""
+        if "@sha256:" in reference:
+            return reference
         try:
             return str(self.client.images.get(reference).id)
         except ImageNotFound:
@@ -177,7 +183,7 @@ class LocalRunner:
                 spec.name,
                 driver="overlay",
                 attachable=spec.attachable,
-                ipam={"Driver": "default", "Config": [{"Subnet": spec.subnet}]},
+                ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=spec.subnet)]),
                 labels=base_labels(self.config.environment),
             )
             return
@@ -234,10 +240,8 @@ class LocalRunner:
         filters = _labels_filter(self.config.environment)
         for collection in (self.client.secrets, self.client.configs):
             for item in collection.list(filters=filters):
-                try:
+                with contextlib.suppress(APIError):  # still mounted by a service
                     item.remove()
-                except APIError:
-                    pass  # still mounted by a service
 
     def service(self, role: str) -> Service | None:
         found = self.client.services.list(filters=_labels_filter(self.config.environment, role))
@@ -261,7 +265,7 @@ class LocalRunner:
         services = self.client.services.list(filters=_labels_filter(self.config.environment, role))
         statuses = []
         for service in services:
-            for task in service.tasks():
+            for task in service.tasks():  # type: ignore[no-untyped-call]
                 status = task.get("Status") or {}
                 container = status.get("ContainerStatus") or {}
                 spec = (task.get("Spec") or {}).get("ContainerSpec") or {}
@@ -354,15 +358,15 @@ class LocalRunner:
         worst = task["StartPeriod"] / 1e9 + (task["Retries"] + 1) * per_check
         replicas = int(spec["Mode"]["Replicated"]["Replicas"])
         monitor = spec["UpdateConfig"]["Monitor"] / 1e9
-        return replicas * worst + monitor + CONVERGE_MARGIN_SECONDS
+        return float(replicas * worst + monitor + CONVERGE_MARGIN_SECONDS)
 
-    def _apply(self, role: str, spec: dict[str, Any]) -> bool:
+    def apply(self, role: str, spec: dict[str, Any]) -> bool:
         """Create or update one service and wait for it; returns whether it changed."""
         existing = self.service(role)
         timeout = self._converge_timeout(spec)
         if existing is None:
             self.say(f"creating {spec['Name']}")
-            self.client.api.create_service(**_update_kwargs(spec))
+            self.client.api.create_service(**_update_kwargs(spec))  # type: ignore[no-untyped-call]
             self._wait_running(role, spec, timeout)
             return True
         labels = existing.attrs["Spec"].get("Labels") or {}
@@ -390,7 +394,7 @@ class LocalRunner:
             if role == "api":
                 self._migrate()
             try:
-                self._apply(role, specs[role])
+                self.apply(role, specs[role])
             except RolloutError as error:
                 kept = "the previous spec keeps serving" if role == "api" else "nothing changed"
                 raise RolloutError(f"{specs[role]['Name']} not updated ({kept}): {error}") from None
@@ -408,7 +412,7 @@ class LocalRunner:
         self.say(f"rolling out {_short(service_image)} to {spec['Name']}")
         running = sum(1 for task in self.tasks("api") if task.state == "running")
         try:
-            self._apply("api", spec)
+            self.apply("api", spec)
         except RolloutError as error:
             raise RolloutError(
                 f"rollout of {service_image} stopped, its replicas never took traffic "
@@ -434,7 +438,7 @@ class LocalRunner:
         current = self.state.history().current_image
         if current is None:
             raise RolloutError("no image recorded: run `ops local up` first")
-        self._apply("api", self.desired_specs(current)["api"])
+        self.apply("api", self.desired_specs(current)["api"])
         self._prune_objects()
 
     def require_running(self) -> None:
@@ -489,21 +493,14 @@ class LocalRunner:
             # The proxy first, so nothing is routed to a replica that is going away.
             services.sort(key=lambda svc: svc.attrs["Spec"]["Labels"].get(ROLE_LABEL) != "proxy")
             for service in services:
-                service.remove()
+                service.remove()  # type: ignore[no-untyped-call]
                 removed.append(str(service.name))
         for container in self.client.containers.list(all=True, filters=filters):
             container.remove(force=True)
             removed.append(str(container.name))
         self._wait_containers_gone()
         topology = self.topology()
-        try:
-            self.client.networks.get(topology.network.name).remove()
-        except NotFound:
-            pass
-        except APIError as error:
-            raise RolloutError(
-                f"network {topology.network.name} not removed: {error.explanation}"
-            ) from None
+        self._remove_network(topology.network.name)
         if (self.client.info().get("Swarm") or {}).get("LocalNodeState") == "active":
             self._prune_objects()
         if volumes:
@@ -517,6 +514,20 @@ class LocalRunner:
             self.state.forget_database_passwords()
         return removed
 
+    def _remove_network(self, name: str, timeout: float = 60) -> None:
+        """Remove the overlay network and wait until the swarm has forgotten it: a
+        network being removed still answers by name for a moment."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.client.networks.get(name).remove()
+            except NotFound:
+                return
+            except APIError as error:
+                if time.monotonic() > deadline:
+                    raise RolloutError(f"network {name} not removed: {error.explanation}") from None
+            time.sleep(0.5)
+
     def _wait_containers_gone(self, timeout: float = 60) -> None:
         """Task containers outlive their service for their stop grace period."""
         deadline = time.monotonic() + timeout
@@ -528,6 +539,40 @@ class LocalRunner:
                 return
             time.sleep(0.5)
 
+    def containers(self, role: str) -> list[Container]:
+        """The containers of a role's running tasks (this engine is the swarm's node)."""
+        found = []
+        for task in self.tasks(role):
+            if task.desired == "running" and task.state == "running" and task.container_id:
+                try:
+                    found.append(self.client.containers.get(task.container_id))
+                except NotFound:
+                    continue
+        return found
+
+    def update_status(self, role: str) -> dict[str, str]:
+        """The engine's account of the last update: state, message, when it started."""
+        service = self.service(role)
+        if service is None:
+            return {}
+        status = service.attrs.get("UpdateStatus") or {}
+        return {key.lower(): str(value) for key, value in status.items()}
+
+    def nodes(self) -> list[dict[str, str]]:
+        """The swarm's nodes: id, hostname, role, availability and state."""
+        found = []
+        for node in self.client.nodes.list():
+            attrs = node.attrs
+            found.append(
+                {
+                    "id": str(attrs.get("ID", "")),
+                    "hostname": str((attrs.get("Description") or {}).get("Hostname", "")),
+                    "role": str((attrs.get("Spec") or {}).get("Role", "")),
+                    "availability": str((attrs.get("Spec") or {}).get("Availability", "")),
+                    "state": str((attrs.get("Status") or {}).get("State", "")),
+                }
+            )
+        return found
+
     def status(self) -> list[TaskStatus]:
         return self.tasks()
-

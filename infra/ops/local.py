@@ -3,7 +3,7 @@
     ops local up                 build the image, start everything, migrate, print the URL
     ops local rollout --image R  replace the replicas with image R, gated by health
     ops local rollback           go back to the image that ran before the last rollout
-    ops local status             what runs, and whether it is healthy
+    ops local status             the tasks, their nodes and state, and the last update
     ops local down [--volumes]   remove it all; the database volume only with --volumes
 
 API keys come from a `.env` at the repository root when there is one;
@@ -165,8 +165,8 @@ def _rollout(args: argparse.Namespace) -> int:
     with failures_as_ops_errors():
         runner = open_runner(args.env, say=print)
         runner.require_running()
-        generation = runner.rollout(args.image)
-    print(f"rolled out {args.image} (generation {generation})")
+        image_id = runner.rollout(args.image)
+    print(f"rolled out {args.image} ({image_id})")
     return 0
 
 
@@ -182,26 +182,29 @@ def _rollback(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     with failures_as_ops_errors():
         runner = open_runner(args.env, say=print)
-        containers = runner.status()
+        tasks = [task for task in runner.status() if task.desired == "running"]
         history = runner.state.history()
         url = runner.topology().public_url
-    healthy = bool(containers) and all(
-        item.state == "running" and item.health in ("healthy", "none") for item in containers
-    )
+        update = runner.update_status("api")
+    healthy = bool(tasks) and all(task.state == "running" for task in tasks)
     if args.json:
         report: dict[str, Any] = {
             "url": url,
             "healthy": healthy,
-            "containers": [asdict(item) for item in containers],
+            "tasks": [asdict(task) for task in tasks],
+            "last_update": update or None,
             "current_image": history.current_image,
             "previous_image": history.previous_image,
         }
         print(json.dumps(report, indent=2))
     else:
-        if not containers:
+        if not tasks:
             print(f"nothing runs for {args.env!r}")
-        for item in containers:
-            print(f"{item.name:40} {item.role:9} {item.state:9} {item.health:10} {item.image}")
+        for task in tasks:
+            name = f"{task.service}.{task.slot}"
+            print(f"{name:32} {task.role:9} {task.state:9} {task.node[:12]:13} {task.image[:19]}")
+        if update:
+            print(f"last update: {update.get('state')}: {update.get('message', '')}")
         print(f"url: {url}")
         print(f"current image: {history.current_image}; previous: {history.previous_image}")
     return 0 if healthy else 1

@@ -29,7 +29,6 @@ from infra.ops.report import (
     humanize_seconds,
     worst,
 )
-from infra.topology import GENERATION_LABEL
 
 # The instances `ops local` runs on this machine's Docker engine (test: the suite's own).
 LOCAL_STACKS = ("local", "test")
@@ -83,10 +82,20 @@ def _lines(document: dict[str, Any], checks: list[Check]) -> list[str]:
     else:
         lines.append("deployed (never, or unknown)")
     last = document.get("last_update")
-    if last and last.get("result") != "succeeded":
+    if last and "result" in last and last["result"] != "succeeded":
         lines.append(f"last update: {last['kind']} {last['result']} at {last['started']}")
+    if last and "state" in last:
+        lines.append(f"last update: {last['state']}: {last.get('message', '')}")
+    for node in document.get("nodes", []):
+        lines.append(
+            f"node     {node['hostname']} ({node['role']}): {node['state']}, {node['availability']}"
+        )
     for replica in document.get("replicas", []):
-        lines.append(f"replica  {replica['name']}: {replica['state']}, health {replica['health']}")
+        error = f" ({replica['error']})" if replica["error"] else ""
+        lines.append(
+            f"task     {replica['name']} on {replica['node']}: "
+            f"{replica['state']} (desired {replica['desired']}){error}"
+        )
     return [*lines, *check_lines(checks)]
 
 
@@ -145,18 +154,6 @@ def docker_time(value: str) -> datetime | None:
     return datetime.strptime(f"{head}.{fraction}", "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=UTC)
 
 
-def _replica(container: Any) -> dict[str, Any]:
-    state: dict[str, Any] = container.attrs.get("State") or {}
-    return {
-        "name": container.name,
-        "generation": container.labels.get(GENERATION_LABEL, "?"),
-        "image": str(container.attrs.get("Image", "")),
-        "state": str(state.get("Status", "")),
-        "health": str((state.get("Health") or {}).get("Status", "none")),
-        "started": str(state.get("StartedAt", "")),
-    }
-
-
 def local_status(environment: str) -> dict[str, Any]:
     # Imported here: the Docker SDK is slow to import and only the local stacks need it.
     from infra.ops import local_stack  # noqa: PLC0415
@@ -165,24 +162,46 @@ def local_status(environment: str) -> dict[str, Any]:
         runner = local_stack.open_runner(environment)
         url = runner.topology().public_url
         history = runner.state.history()
-        replicas = [_replica(container) for container in runner.api_containers()]
-    live = [r for r in replicas if r["state"] == "running"]
+        tasks = runner.tasks()
+        nodes = runner.nodes()
+        update = runner.update_status("api")
+        service = runner.service("api")
+        changed = str(service.attrs.get("UpdatedAt", "")) if service is not None else ""
+    hostnames = {node["id"]: node["hostname"] for node in nodes}
+    replicas = [
+        {
+            "name": f"{task.service}.{task.slot}",
+            "node": hostnames.get(task.node, task.node[:12]),
+            "image": task.image,
+            "desired": task.desired,
+            "state": task.state,
+            "error": task.error,
+        }
+        for task in tasks
+        if task.role == "api" and (task.desired == "running" or task.error)
+    ]
     checks = _http_checks(url)
-    unhealthy = [str(r["name"]) for r in live if r["health"] not in ("healthy", "none")]
-    if not live:
+    running = [r for r in replicas if r["desired"] == "running" and r["state"] == "running"]
+    wanted = runner.config.replicas
+    if not running:
         checks.append(Check("replicas", "fail", "no service replica is running", {}))
-    elif unhealthy:
-        checks.append(Check("replicas", "warn", "not healthy: " + ", ".join(unhealthy), {}))
+    elif len(running) < wanted:
+        checks.append(Check("replicas", "warn", f"{len(running)} of {wanted} running", {}))
     else:
-        checks.append(Check("replicas", "pass", f"{len(live)} running and healthy", {}))
-    started = [moment for r in live if (moment := docker_time(r["started"])) is not None]
-    deployed_at, age = _age(min(started) if started else None)
+        checks.append(Check("replicas", "pass", f"{len(running)} of {wanted} running", {}))
+    if update.get("state", "").startswith("rollback") or update.get("state") == "paused":
+        checks.append(
+            Check("last_update", "warn", f"{update['state']}: {update.get('message', '')}", {})
+        )
+    deployed_at, age = _age(docker_time(changed))
     return {
         "url": url,
         "image": history.current_image,
         "previous_image": history.previous_image,
         "deployed_at": deployed_at,
         "deploy_age_seconds": age,
+        "last_update": update or None,
+        "nodes": nodes,
         "replicas": replicas,
         "_checks": checks,
     }

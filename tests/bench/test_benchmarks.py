@@ -103,19 +103,30 @@ def test_footprint_measures_the_image_and_its_cold_start(bench_env: BenchEnviron
 
 
 def test_cold_start_containers_are_the_topologys_replica() -> None:
-    from infra.local.translate import container_create_kwargs
+    from infra.swarm import engine_spec
     from infra.topology import Images, TopologySpec, describe
 
     arguments = footprint.replica_arguments("svc:bench", name="cold", workers=2)
-    spec = TopologySpec(environment="local", images=Images(service="svc:bench"), workers=2)
-    replica = container_create_kwargs(describe(spec).replicas("bench")[0], secrets={})
-    for hardening in ("read_only", "user", "cap_drop", "security_opt", "tmpfs", "healthcheck"):
-        assert arguments[hardening] == replica[hardening], hardening
-    assert (arguments["mem_limit"], arguments["nano_cpus"]) == (
-        replica["mem_limit"],
-        replica["nano_cpus"],
+    topology = describe(
+        TopologySpec(environment="local", images=Images(service="svc:bench"), workers=2)
+    )
+    replica = engine_spec(topology.api, topology.network, secrets={}, configs={})
+    container = replica["TaskTemplate"]["ContainerSpec"]
+    limits = replica["TaskTemplate"]["Resources"]["Limits"]
+    assert arguments["read_only"] is container["ReadOnly"] is True
+    assert arguments["user"] == container["User"] == "10001:10001"
+    assert arguments["cap_drop"] == container["CapabilityDrop"] == ["ALL"]
+    assert arguments["healthcheck"]["test"] == container["Healthcheck"]["Test"]
+    assert list(arguments["tmpfs"]) == [m["Target"] for m in container["Mounts"]]
+    assert (arguments["mem_limit"], arguments["nano_cpus"], arguments["pids_limit"]) == (
+        limits["MemoryBytes"],
+        limits["NanoCPUs"],
+        limits["Pids"],
     )
     assert arguments["environment"]["WORKERS"] == "2"
     # Not labelled as the local topology's: `ops local` must not count or remove it.
     assert arguments["labels"]["org.jobsearch.role"] == "bench"
     assert "org.jobsearch.environment" not in arguments["labels"]
+    swarm = footprint.replica_spec("svc:bench", name="cold", workers=2)
+    assert swarm["TaskTemplate"]["ContainerSpec"]["Healthcheck"] == container["Healthcheck"]
+    assert swarm["TaskTemplate"]["Networks"] == []

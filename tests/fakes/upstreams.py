@@ -54,6 +54,9 @@ class FakeUpstreams:
     theirstack: SourceBehaviour = field(default_factory=SourceBehaviour)
     jsearch_key: str = JSEARCH_KEY
     theirstack_key: str = THEIRSTACK_KEY
+    # Keys valid besides the two above, as a provider keeps an old and a new key
+    # valid while a client rotates (set through /_control's "accept_keys").
+    extra_keys: list[str] = field(default_factory=list)
 
     def reset(self) -> None:
         self.jsearch = SourceBehaviour()
@@ -186,7 +189,7 @@ def build_app(state: FakeUpstreams) -> Starlette:
     async def jsearch(request: Request) -> Response:
         behaviour = state.jsearch
         behaviour.last_request = dict(request.query_params)
-        if request.headers.get("x-rapidapi-key") != state.jsearch_key:
+        if request.headers.get("x-rapidapi-key") not in (state.jsearch_key, *state.extra_keys):
             behaviour.calls += 1
             return JSONResponse({"message": "Invalid API key."}, status_code=403)
         if not request.headers.get("x-rapidapi-host"):
@@ -206,7 +209,8 @@ def build_app(state: FakeUpstreams) -> Starlette:
         behaviour = state.theirstack
         payload = await request.json()
         behaviour.last_request = payload
-        if request.headers.get("authorization") != f"Bearer {state.theirstack_key}":
+        bearer = (request.headers.get("authorization") or "").removeprefix("Bearer ")
+        if bearer not in (state.theirstack_key, *state.extra_keys):
             behaviour.calls += 1
             return JSONResponse({"error": "Unauthorized"}, status_code=401)
         if "posted_at_max_age_days" not in payload and "posted_at_gte" not in payload:
@@ -227,6 +231,8 @@ def build_app(state: FakeUpstreams) -> Starlette:
             command = await request.json()
             if command.get("reset"):
                 state.reset()
+            if "accept_keys" in command:
+                state.extra_keys = list(command["accept_keys"])
             for name in ("jsearch", "theirstack"):
                 settings = command.get(name) or {}
                 behaviour: SourceBehaviour = getattr(state, name)

@@ -381,14 +381,6 @@ def test_durations_that_are_not_whole_milliseconds_are_refused() -> None:
         service_spec_args(spec)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "infra/topology.py gives rollback_config failure_action=rollback; pulumi-docker "
-        "(terraform-provider-docker) accepts only pause|continue there, so `pulumi up` "
-        "would refuse it. Fix in topology.py: the rollback policy's failure_action=pause."
-    ),
-)
 def test_every_rollback_failure_action_is_one_the_provider_accepts() -> None:
     for _, topology, service in CASES:
         action = engine(topology, service)["RollbackConfig"]["FailureAction"]

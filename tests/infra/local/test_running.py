@@ -10,6 +10,7 @@ import pytest
 import testinfra
 
 from infra.topology import SERVICE_PORT
+from tests.fakes.upstreams import JSEARCH_KEY
 from tests.support.docker import EXPECTED_PYTHON
 from tests.support.local_topology import TestTopology
 
@@ -19,9 +20,14 @@ _LISTEN = "0A"  # TCP state LISTEN in /proc/net/tcp
 
 
 def _replica_names(topology: TestTopology) -> list[str]:
-    names = [container.name or "" for container in topology.runner.api_containers()]
+    names = [container.name or "" for container in topology.runner.containers("api")]
     assert len(names) == topology.runner.config.replicas
     return names
+
+
+def _container_of(topology: TestTopology, role: str) -> str:
+    [container] = topology.runner.containers(role)
+    return container.name or ""
 
 
 def _host(name: str) -> Any:
@@ -52,9 +58,8 @@ def test_service_process_is_not_root(topology: TestTopology) -> None:
 
 @pytest.mark.parametrize("role", ["proxy", "redis", "postgres"])
 def test_no_container_of_the_topology_runs_as_root(topology: TestTopology, role: str) -> None:
-    description = topology.description
-    spec = next(s for s in (description.proxy, *description.datastores) if s.role == role)
-    uids = _uids_of_pid_1(_host(spec.name))
+    spec = topology.description.service(role)
+    uids = _uids_of_pid_1(_host(_container_of(topology, role)))
     assert 0 not in uids
     assert str(uids[0]) == spec.user.split(":")[0]
 
@@ -78,9 +83,8 @@ def test_root_filesystem_is_read_only(topology: TestTopology) -> None:
 def test_docker_reports_every_container_healthy(
     topology: TestTopology, docker_client: docker.DockerClient
 ) -> None:
-    description = topology.description
-    names = [*_replica_names(topology), description.proxy.name]
-    names += [spec.name for spec in description.datastores]
+    names = [*_replica_names(topology)]
+    names += [_container_of(topology, role) for role in ("proxy", "redis", "postgres")]
     for name in names:
         state = docker_client.containers.get(name).attrs["State"]
         assert state["Health"]["Status"] == "healthy", name
@@ -93,13 +97,21 @@ def test_python_is_the_expected_version_from_the_venv(topology: TestTopology) ->
     assert host.check_output("command -v python") == "/opt/venv/bin/python"
 
 
-def test_api_keys_reach_the_container_but_not_the_image(
+def test_api_keys_are_files_for_the_service_user_alone(
     topology: TestTopology, docker_client: docker.DockerClient
 ) -> None:
-    container = docker_client.containers.get(_replica_names(topology)[0])
+    name = _replica_names(topology)[0]
+    host = _host(name)
+    key = host.file("/run/secrets/RAPID_API_KEY")
+    assert key.uid == 10001
+    assert key.mode == 0o400
+    assert key.content_string == JSEARCH_KEY
+    assert host.run("touch /run/secrets/RAPID_API_KEY").rc != 0
+    # Not in the environment, not in the image.
+    container = docker_client.containers.get(name)
     running_env = container.attrs["Config"]["Env"]
     image_env = docker_client.images.get(container.attrs["Image"]).attrs["Config"]["Env"]
-    assert any(item.startswith("RAPID_API_KEY=") for item in running_env)
+    assert not any(item.startswith("RAPID_API_KEY=") for item in running_env)
     assert not any(item.startswith("RAPID_API_KEY=") for item in image_env)
 
 

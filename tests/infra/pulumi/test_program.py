@@ -381,18 +381,22 @@ def test_staging_runs_the_images_its_config_names(staging: Graph) -> None:
 
 
 def test_every_node_pulls_with_the_registry_login(graphs: Mapping[str, Graph]) -> None:
-    """`--with-registry-auth`: the login goes with each service, as a secret."""
+    """`--with-registry-auth`: with no `auth` of its own, a service is created and updated
+    with the provider's login for its image's registry, so a rotated registry password is
+    an update of the provider, never a replacement of the services."""
     graph = graphs["prod-existing"]
+    [provider] = graph.of_type("pulumi:providers:docker")
+    [login] = provider["registryAuth"]
+    assert login["address"] == "registry.example.com"
+    assert login["username"] == REGISTRY_USER
+    assert provider.secret("registryAuth")
+    api = next(each for each in graph.of_type(SERVICE) if each.name.endswith("-api"))
+    image = api["taskSpec"]["containerSpec"]["image"]
+    assert image.startswith(f"{login['address']}/"), "the login is the image's registry's"
     for each in graph.of_type(SERVICE):
-        assert is_secret(each.inputs["auth"]["password"]), each.name
-        assert each["auth"] == {
-            "serverAddress": "registry.example.com",
-            "username": REGISTRY_USER,
-            "password": FAKE_SECRETS["registryPassword"],
-        }
-        assert each.additional_secret_outputs == ["auth"]
-    for each in graphs["staging"].of_type(SERVICE):
-        assert "auth" not in each.inputs, "no login: anonymous pulls"
+        assert "auth" not in each.inputs, each.name
+    [staging_provider] = graphs["staging"].of_type("pulumi:providers:docker")
+    assert "registryAuth" not in staging_provider.inputs, "no login: anonymous pulls"
 
 
 def test_staging_creates_a_vm_it_can_verify(staging: Graph) -> None:
