@@ -13,7 +13,7 @@ import time
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from cachetools import TTLCache
+from cachetools import TLRUCache
 from psycopg import AsyncConnection
 from psycopg.errors import DataError
 from psycopg.errors import Error as PsycopgError
@@ -32,6 +32,10 @@ CONNECT_TIMEOUT_SECONDS = 2
 STATEMENT_TIMEOUT_MS = 2000
 POOL_WAIT_SECONDS = 1.0
 RETRY_DATABASE_AFTER_SECONDS = 5.0
+# An answer without jobs is kept this long at most (CACHE_TTL_MINUTES for the rest):
+# a new listing may appear any minute, and an upstream's bad day can look like "none".
+# A module constant rather than a setting: the settings are another change's.
+EMPTY_RESULT_TTL_MINUTES = 5
 
 _LOOKUP = """
     select response from job_cache
@@ -73,23 +77,38 @@ class CacheUnavailable(Exception):
 
 
 class MemoryCache:
-    """Per-process cache of rendered response bodies; entries never outlive their TTL."""
+    """Per-process cache of rendered response bodies; entries never outlive their TTL,
+    and an empty answer never outlives `empty_ttl_seconds`."""
 
-    def __init__(self, *, ttl_seconds: float, max_entries: int = 1024) -> None:
+    def __init__(
+        self,
+        *,
+        ttl_seconds: float,
+        max_entries: int = 1024,
+        empty_ttl_seconds: float | None = None,
+    ) -> None:
         self.ttl_seconds = ttl_seconds
-        # TTLCache expires each entry ttl_seconds after it was stored (monotonic clock).
-        self._entries: TTLCache[tuple[str, str], bytes] = TTLCache(
-            maxsize=max_entries, ttl=ttl_seconds
+        self.empty_ttl_seconds = ttl_seconds if empty_ttl_seconds is None else empty_ttl_seconds
+        # Each entry carries its time to live; TLRUCache drops it that long after it
+        # was stored (monotonic clock).
+        self._entries: TLRUCache[tuple[str, str], tuple[bytes, float]] = TLRUCache(
+            maxsize=max_entries, ttu=_expires_at
         )
 
     def get(self, source: str, key: str) -> bytes | None:
-        return self._entries.get((source, key))
+        entry = self._entries.get((source, key))
+        return entry[0] if entry is not None else None
 
-    def put(self, source: str, key: str, response: bytes) -> None:
-        self._entries[(source, key)] = response
+    def put(self, source: str, key: str, response: bytes, *, empty: bool = False) -> None:
+        ttl = min(self.ttl_seconds, self.empty_ttl_seconds) if empty else self.ttl_seconds
+        self._entries[(source, key)] = (response, ttl)
 
     def clear(self) -> None:
         self._entries.clear()
+
+
+def _expires_at(key: tuple[str, str], entry: tuple[bytes, float], now: float) -> float:
+    return now + entry[1]
 
 
 async def _configure_connection(connection: AsyncConnection[Any]) -> None:
@@ -159,7 +178,9 @@ class PostgresCache:
                 request.cache_key,
                 Jsonb(request.model_dump(mode="json")),
                 Jsonb(response.model_dump(mode="json", by_alias=True)),
-                self.ttl_minutes,
+                min(self.ttl_minutes, EMPTY_RESULT_TTL_MINUTES)
+                if not response.jobs
+                else self.ttl_minutes,
             ),
         )
 

@@ -20,7 +20,12 @@ from pydantic import SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jobsearch import __version__
-from jobsearch.cache import CacheUnavailable, MemoryCache, PostgresCache
+from jobsearch.cache import (
+    EMPTY_RESULT_TTL_MINUTES,
+    CacheUnavailable,
+    MemoryCache,
+    PostgresCache,
+)
 from jobsearch.coalescing import SharedClaims
 from jobsearch.context import current_facts
 from jobsearch.errors import ApiError
@@ -114,9 +119,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         if shared_redis
         else None
     )
-    search = SearchService(
-        clients, MemoryCache(ttl_seconds=settings.cache_ttl_minutes * 60), database, claims
+    memory = MemoryCache(
+        ttl_seconds=settings.cache_ttl_minutes * 60,
+        empty_ttl_seconds=min(settings.cache_ttl_minutes, EMPTY_RESULT_TTL_MINUTES) * 60,
     )
+    search = SearchService(clients, memory, database, claims)
     limiter = SearchRateLimiter(settings.rate_limit, shared_redis)
     purger = asyncio.create_task(_purge_expired_rows(database)) if database else None
     _tune_garbage_collector()

@@ -73,7 +73,7 @@ class SearchService:
         if cached is None:
             cached, facts.cache = await self._lookup_database(source, request)
             if cached is not None:
-                self.memory.put(source, key, cached)
+                self._remember(source, key, cached)
         else:
             facts.cache = "hit"
         if cached is not None:
@@ -120,7 +120,7 @@ class SearchService:
                 if claim is None:
                     body = await self._follow(self.claims, source, request.cache_key, started)
                     if body is not None:
-                        self.memory.put(source, request.cache_key, body)
+                        self._remember(source, request.cache_key, body)
                         return body
         CACHE_LOOKUPS.labels(source, facts.cache or "miss").inc()
         try:
@@ -160,13 +160,17 @@ class SearchService:
             jobs=jobs, total=len(jobs), hint=None if jobs else NO_JOBS_HINT
         )
         body = render(response)
-        self.memory.put(source, request.cache_key, body)
+        self._remember(source, request.cache_key, body)
         if self.database is not None:
             try:
                 await self.database.put(source, request, response)
             except CacheUnavailable:
                 current_facts().cache = "bypass"
         return body
+
+    def _remember(self, source: str, key: str, body: bytes) -> None:
+        # An empty answer is kept for a shorter time: a new listing may appear any minute.
+        self.memory.put(source, key, body, empty=body.startswith(_EMPTY_BODY_START))
 
     def _forget(self, source: str, key: str, done: asyncio.Task[bytes]) -> None:
         self._in_flight.pop((source, key), None)
@@ -190,3 +194,7 @@ def _shareable(error: BaseException) -> TypeGuard[UpstreamError]:
 def render(response: JobSearchResponse) -> bytes:
     """The wire form of a response, as FastAPI would write it (camelCase aliases)."""
     return response.model_dump_json(by_alias=True).encode()
+
+
+# How every rendered answer without jobs begins ('{"jobs":[],'): `jobs` is the first field.
+_EMPTY_BODY_START = render(JobSearchResponse(jobs=[], total=0)).split(b"]", 1)[0] + b"]"

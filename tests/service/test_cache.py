@@ -119,6 +119,32 @@ def test_a_row_the_model_cannot_read_is_a_miss_and_is_replaced(
     assert fakes.jsearch.calls == 1
 
 
+def test_an_empty_result_lives_shorter_in_memory() -> None:
+    cache = MemoryCache(ttl_seconds=10, empty_ttl_seconds=0.2)
+    cache.put("jsearch", "found", b'{"jobs":[{}],"total":1}')
+    cache.put("jsearch", "none", b'{"jobs":[],"total":0}', empty=True)
+    time.sleep(0.3)
+    assert cache.get("jsearch", "found") is not None
+    assert cache.get("jsearch", "none") is None
+
+
+def test_an_empty_result_is_stored_with_the_shorter_ttl(
+    service_url: str, fakes: FakeUpstreams, migrated_database: str
+) -> None:
+    fakes.theirstack.script = ["empty"]
+    for title in ("nothing here", "something here"):
+        response = httpx.post(f"{service_url}/api/jobs/theirstack", json={"jobTitle": title})
+        assert response.status_code == 200
+    with psycopg.connect(migrated_database) as admin:
+        rows = admin.execute(
+            "select (response->>'total')::int, extract(epoch from expires_at - created_at)"
+            " from job_cache order by 1"
+        ).fetchall()
+    ttls = {total: round(float(seconds)) for total, seconds in rows}
+    assert ttls[0] < ttls[15] == 60 * 60
+    assert ttls[0] == cache_module.EMPTY_RESULT_TTL_MINUTES * 60
+
+
 def _expired_rows(admin: psycopg.Connection[Any], count: int) -> None:
     admin.execute(
         "insert into job_cache (source, request_hash, request, response, expires_at)"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import httpx
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from jobsearch.models import (
     MAX_DESCRIPTION_CHARS,
@@ -48,6 +48,14 @@ class JSearchAnswer(BaseModel):
 
     status: str | None = None
     data: list[JSearchJob]
+
+    @field_validator("status")
+    @classmethod
+    def _status_ok(cls, status: str | None) -> str | None:
+        # JSearch can answer HTTP 200 with "status": "ERROR" and no data: not "no jobs".
+        if status is not None and status.strip().upper() != "OK":
+            raise ValueError(f"JSearch answered status {status[:20]!r}")
+        return status
 
 
 class JSearchClient(UpstreamClient):
