@@ -29,6 +29,21 @@ from jobsearch.models import JobSearchRequest, JobSearchResponse
 log = get_logger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 2
+# Connection budget. The database admits the service's role only so many server
+# connections: behind Supabase's session pooler, the Pool Size per role and database
+# (Database settings; 15 assumed here: one more client queues, then is refused). Every worker
+# of every replica holds up to its pool's max_size, and a create-before-delete rollout
+# runs the old and the new replicas side by side, so the pool is sized for
+#     connections per worker x WORKERS x replicas x 2 <= DATABASE_CONNECTION_BUDGET
+# Prod (2 workers x 3 replicas): 1 x 2 x 3 x 2 = 12; one worker alone gets 2. A cache
+# statement takes about a millisecond, and the purge gives its connection back after
+# each batch. Raise the budget together with the pooler's Pool Size (or the role's
+# connection limit), and REPLICAS_AT_MOST with the stacks' replicas.
+DATABASE_CONNECTION_BUDGET = 15
+REPLICAS_AT_MOST = 3
+# After a failed connection attempt the pool retries with backoff for this long, then
+# gives up (reconnect_failed) and opens connections again on demand. 0 gave up at once.
+RECONNECT_TIMEOUT_SECONDS = 300.0
 STATEMENT_TIMEOUT_MS = 2000
 POOL_WAIT_SECONDS = 1.0
 RETRY_DATABASE_AFTER_SECONDS = 5.0
@@ -53,8 +68,9 @@ _UPSERT = """
 # The purge runs apart from searches: its own, longer statement timeout, in batches
 # that each end quickly, skipping rows another session holds, and outside the breaker
 # (a slow purge must not send searches past the cache).
-PURGE_STATEMENT_TIMEOUT_MS = 30_000
-PURGE_BATCH_ROWS = 5_000
+# Batches stay short: a worker's pool may hold one connection, which searches share.
+PURGE_STATEMENT_TIMEOUT_MS = 10_000
+PURGE_BATCH_ROWS = 1_000
 _PURGE_BATCH = """
     delete from job_cache
     where (source, request_hash) in (
@@ -107,6 +123,11 @@ class MemoryCache:
         self._entries.clear()
 
 
+def connections_per_worker(workers: int) -> int:
+    """This worker's share of DATABASE_CONNECTION_BUDGET, through a rollout (at least 1)."""
+    return max(1, DATABASE_CONNECTION_BUDGET // (max(1, workers) * REPLICAS_AT_MOST * 2))
+
+
 def _expires_at(key: tuple[str, str], entry: tuple[bytes, float], now: float) -> float:
     return now + entry[1]
 
@@ -116,8 +137,15 @@ async def _configure_connection(connection: AsyncConnection[Any]) -> None:
 
 
 class PostgresCache:
-    def __init__(self, conninfo: str, *, ttl_minutes: int, max_connections: int = 10) -> None:
+    def __init__(self, conninfo: str, *, ttl_minutes: int, workers: int = 1) -> None:
         self.ttl_minutes = ttl_minutes
+        max_connections = connections_per_worker(workers)
+        if max_connections * workers * REPLICAS_AT_MOST * 2 > DATABASE_CONNECTION_BUDGET:
+            log.warning(
+                "database_connection_budget_exceeded",
+                workers=workers,
+                budget=DATABASE_CONNECTION_BUDGET,
+            )
         self.breaker = CircuitBreaker(
             failure_threshold=1,
             reset_after_seconds=RETRY_DATABASE_AFTER_SECONDS,
@@ -132,7 +160,7 @@ class PostgresCache:
             timeout=POOL_WAIT_SECONDS,
             check=AsyncConnectionPool.check_connection,
             configure=_configure_connection,
-            reconnect_timeout=0,  # keep trying for ever: the database comes back on its own
+            reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
             kwargs={
                 "autocommit": True,
                 "connect_timeout": CONNECT_TIMEOUT_SECONDS,
@@ -191,16 +219,19 @@ class PostgresCache:
         """
         purged = 0
         try:
-            async with self.pool.connection(timeout=POOL_WAIT_SECONDS) as connection:
-                while True:
-                    async with connection.transaction():
-                        await connection.execute(
-                            f"set local statement_timeout = {int(PURGE_STATEMENT_TIMEOUT_MS)}"
-                        )
-                        cursor = await connection.execute(_PURGE_BATCH, (PURGE_BATCH_ROWS,))
-                    purged += max(cursor.rowcount, 0)
-                    if cursor.rowcount < PURGE_BATCH_ROWS:
-                        break
+            while True:
+                # A connection per batch: searches take turns with the purge on a small pool.
+                async with (
+                    self.pool.connection(timeout=POOL_WAIT_SECONDS) as connection,
+                    connection.transaction(),
+                ):
+                    await connection.execute(
+                        f"set local statement_timeout = {int(PURGE_STATEMENT_TIMEOUT_MS)}"
+                    )
+                    cursor = await connection.execute(_PURGE_BATCH, (PURGE_BATCH_ROWS,))
+                purged += max(cursor.rowcount, 0)
+                if cursor.rowcount < PURGE_BATCH_ROWS:
+                    break
         except (PsycopgError, PoolTimeout, OSError) as exc:
             log.warning("cache_purge_failed", error=type(exc).__name__, purged=purged)
             raise CacheUnavailable(type(exc).__name__) from None

@@ -102,7 +102,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
     database = None
     if settings.database_url is not None:
         database = PostgresCache(
-            settings.database_url.get_secret_value(), ttl_minutes=settings.cache_ttl_minutes
+            settings.database_url.get_secret_value(),
+            ttl_minutes=settings.cache_ttl_minutes,
+            workers=settings.workers,  # the pool is this worker's share of the budget
         )
         await database.open()
     redis_url = str(settings.redis_url) if settings.redis_url else None

@@ -214,3 +214,14 @@ def test_a_failing_purge_stays_outside_the_breaker(
             await cache.close()
 
     assert asyncio.run(search_afterwards()) == EMPTY
+
+
+def test_the_pool_fits_the_connection_budget_through_a_rollout(app_database_url: str) -> None:
+    # 0 gave up after the first failed reconnection, refilling only on demand.
+    assert PostgresCache(app_database_url, ttl_minutes=5).pool.reconnect_timeout >= 60
+    budget = cache_module.DATABASE_CONNECTION_BUDGET
+    for workers in (1, 2):
+        pool = PostgresCache(app_database_url, ttl_minutes=5, workers=workers).pool
+        # Every worker of every replica, old and new side by side during a rollout.
+        assert pool.max_size >= 1
+        assert pool.max_size * workers * cache_module.REPLICAS_AT_MOST * 2 <= budget
