@@ -352,7 +352,7 @@ def run(
             "its task runs, which the engine declares once the health check passed.",
             f"The base is `{sizes.base}`: Debian bookworm with Debian's Python 3.11, built "
             "here by infra/local/images.py because no registry is reachable; the official "
-            "`python:3.12-slim` base is not available on this machine to compare.",
+            "`python:3.11-slim-bookworm` base is not available on this machine to compare.",
         ]
     return BenchResult(
         key="footprint",

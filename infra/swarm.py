@@ -87,6 +87,21 @@ def _mounts(service: ServiceSpec) -> list[dict[str, Any]]:
     return mounts
 
 
+def _placement(service: ServiceSpec) -> dict[str, Any]:
+    placement: dict[str, Any] = {
+        "Constraints": list(service.placement_constraints),
+        "Preferences": [
+            {"Spread": {"SpreadDescriptor": descriptor}}
+            for descriptor in service.placement_preferences
+        ],
+    }
+    # Only when capped: the engine reads a missing MaxReplicas as no cap, and the
+    # local runner's specs stay as they were for one node.
+    if service.placement_max_replicas:
+        placement["MaxReplicas"] = service.placement_max_replicas
+    return placement
+
+
 def engine_spec(
     service: ServiceSpec,
     network: NetworkSpec,
@@ -108,6 +123,9 @@ def engine_spec(
         "Mounts": _mounts(service),
         "StopGracePeriod": service.stop_grace_seconds * NANOSECONDS,
         "CapabilityDrop": list(service.cap_drop),
+        "Ulimits": [
+            {"Name": "nofile", "Soft": service.limits.nofile, "Hard": service.limits.nofile}
+        ],
         "CapabilityAdd": list(service.cap_add),
         "Secrets": [
             _file(mount, secrets[mount.name], "SecretID", "SecretName")
@@ -133,13 +151,7 @@ def engine_spec(
                 }
             },
             "RestartPolicy": {"Condition": "any", "Delay": 5 * NANOSECONDS, "MaxAttempts": 0},
-            "Placement": {
-                "Constraints": list(service.placement_constraints),
-                "Preferences": [
-                    {"Spread": {"SpreadDescriptor": descriptor}}
-                    for descriptor in service.placement_preferences
-                ],
-            },
+            "Placement": _placement(service),
             "Networks": [{"Target": network.name, "Aliases": list(service.aliases)}],
             "LogDriver": {"Name": service.logging.driver, "Options": service.logging.options()},
         },

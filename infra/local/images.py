@@ -216,18 +216,23 @@ class ImageSet:
     postgres: str
 
 
-OFFICIAL_BASE = "python:3.12-slim"
+def official_base() -> str:
+    """The Dockerfile's default base (pinned by digest), read from the Dockerfile itself."""
+    for line in (REPO_ROOT / SERVICE_DOCKERFILE).read_text().splitlines():
+        if line.startswith("ARG BASE_IMAGE="):
+            return line.removeprefix("ARG BASE_IMAGE=").strip()
+    raise ImageError(f"{SERVICE_DOCKERFILE} declares no default BASE_IMAGE")
 
 
 def registry_reachable(client: docker.DockerClient) -> bool:
     """Whether the official images can be had: present already, or pullable now."""
     official = Images(service="")
-    wanted = (OFFICIAL_BASE, official.proxy, official.redis, official.postgres)
+    base = official_base()
+    wanted = (base, official.proxy, official.redis, official.postgres)
     if all(_exists(client, tag) for tag in wanted):
         return True
     try:
-        repository, _, tag = OFFICIAL_BASE.partition(":")
-        client.images.pull(repository, tag=tag)
+        client.images.pull(base)
     except DockerException:
         return False
     return True

@@ -72,6 +72,7 @@ class TaskStatus:
     message: str
     error: str
     container_id: str
+    created: str  # RFC 3339, as the engine writes it
 
 
 def _labels_filter(environment: str, role: str | None = None) -> dict[str, Any]:
@@ -281,14 +282,19 @@ class LocalRunner:
                         message=str(status.get("Message", "")),
                         error=str(status.get("Err", "")),
                         container_id=str(container.get("ContainerID", "")),
+                        created=str(task.get("CreatedAt", "")),
                     )
                 )
         return sorted(statuses, key=lambda task: (task.service, task.slot, task.desired))
 
-    def _failure_detail(self, tasks: Iterable[TaskStatus]) -> str:
-        """Why the newest failed task failed: the engine's word, its last health
-        check and what the container printed last."""
-        failed = [task for task in tasks if task.state in ("failed", "rejected", "shutdown")]
+    def _failure_detail(self, tasks: Iterable[TaskStatus], since: str = "") -> str:
+        """Why the newest failed task (created since `since`) failed: the engine's word,
+        its last health check and what the container printed last."""
+        failed = [
+            task
+            for task in sorted(tasks, key=lambda task: task.created)
+            if task.state in ("failed", "rejected", "shutdown") and task.created >= since
+        ]
         failed = [task for task in failed if task.error or task.state != "shutdown"]
         if not failed:
             return "no task reported an error"
@@ -341,7 +347,7 @@ class LocalRunner:
                 raise RolloutError(
                     f"the engine {state.replace('_', ' ')} the update of {service.name} "
                     f"({status.get('Message', '')}): "
-                    f"{self._failure_detail(self.tasks(role))}"
+                    f"{self._failure_detail(self.tasks(role), since=str(started))}"
                 )
             if started == before and time.monotonic() - sent > UPDATE_START_SECONDS:
                 return  # nothing to roll: only the service's own fields changed
@@ -496,8 +502,10 @@ class LocalRunner:
                 service.remove()  # type: ignore[no-untyped-call]
                 removed.append(str(service.name))
         for container in self.client.containers.list(all=True, filters=filters):
-            container.remove(force=True)
-            removed.append(str(container.name))
+            # The engine removes task containers of removed services by itself, too.
+            with contextlib.suppress(NotFound, APIError):
+                container.remove(force=True)
+                removed.append(str(container.name))
         self._wait_containers_gone()
         topology = self.topology()
         self._remove_network(topology.network.name)

@@ -50,11 +50,7 @@ def test_killed_replica_is_routed_around_and_replaced(topology: TestTopology) ->
         load.wait_for(100)
         _kill_process(victim)
         killed_at, killed_time = load.total, time.monotonic()
-        # Serving continues on the other replica while this one is replaced.
-        load.wait_for(killed_at + 300)
-        failed_right_after_kill = load.failed
-
-        deadline = time.monotonic() + BACK_WITHIN_SECONDS
+        deadline = killed_time + BACK_WITHIN_SECONDS
         while True:
             running = runner.containers("api")
             if len(running) == 2 and victim.id not in {c.id for c in running}:
@@ -65,22 +61,25 @@ def test_killed_replica_is_routed_around_and_replaced(topology: TestTopology) ->
             )
             time.sleep(0.5)
         whole_after = time.monotonic() - killed_time
-        back_at = load.total
-        load.wait_for(back_at + 300)
+        failed_until_whole, back_at = load.failed, load.total
+        # Serving goes on, on both replicas again.
+        load.wait_for(back_at + 500)
 
     tally = load.tally
     print(
-        f"kill drill: {tally.total} requests, {len(tally.failures)} failed "
-        f"({failed_right_after_kill} by 300 requests after the kill), "
+        f"kill drill: {tally.total} requests, {len(tally.failures)} failed, "
         f"statuses {dict(tally.statuses)}; whole again after {whole_after:.1f}s "
-        f"({back_at - killed_at} requests)"
+        f"({back_at - killed_at} requests in between)"
     )
-    # The searches in flight on the killed process die with it: the proxy does not replay
-    # a POST it has already sent (a paid upstream call may have been made). That window
-    # is bounded here, not hidden. Nothing may fail once the replacement serves, and no
-    # failure may be the service's own 500.
-    assert failed_right_after_kill <= 0.15 * 300, tally.failures
-    assert len(tally.failures) == failed_right_after_kill, "a request failed after the replacement"
-    assert tally.statuses.get(500, 0) == 0
+    # The searches in flight on the killed process die with it, and so does a POST the
+    # proxy tries again after the dead replica reset its connection (Caddy never buffers
+    # a request body to replay it: a search that reached a replica may have made a paid
+    # call). Those are 502s, in the moment of the kill. The proxy never runs out of
+    # upstreams (no 503), nothing fails once the replacement serves, and no failure is
+    # the service's own 500.
+    assert back_at - killed_at > 0, "the load ran while the replica was replaced"
+    assert len(tally.failures) == failed_until_whole, "a request failed after the replacement"
+    assert failed_until_whole <= 2 * CONCURRENCY + 10, tally.failures
+    assert set(tally.statuses) <= {200, 502}, tally.statuses
     assert all(": HTTP 500" not in failure for failure in tally.failures), tally.failures
     assert tally.statuses[200] >= 600

@@ -28,8 +28,8 @@ FAKES_DOCKERFILE = REPO_ROOT / "tests" / "images" / "fakes" / "Dockerfile"
 FAKES_SOURCE = REPO_ROOT / "tests" / "fakes"
 
 SERVICE_TAG = "jobsearch-api:test"
-# The local base is Debian bookworm, whose python3 is 3.11 (the official
-# base the Dockerfile defaults to has 3.12).
+# The local base is Debian bookworm, whose python3 is 3.11, like the official
+# base the Dockerfile defaults to (tests/test_one_python.py keeps them equal).
 EXPECTED_PYTHON = "3.11"
 
 
