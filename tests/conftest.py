@@ -24,7 +24,11 @@ from tests.support.servers import free_port, serve_in_thread
 from tests.support.settings import service_settings
 
 # Fixtures shared across directories, registered once so that session scope means once.
-pytest_plugins = ("tests.support.docker", "tests.support.local_topology")
+pytest_plugins = (
+    "tests.support.docker",
+    "tests.support.local_topology",
+    "tests.support.swarm_cluster",
+)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
