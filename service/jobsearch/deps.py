@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Sequence
 from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
+from jobsearch.errors import Unauthorized
 from jobsearch.ratelimit import SearchRateLimiter
 from jobsearch.search import SearchService
 from jobsearch.settings import Settings
@@ -24,11 +27,32 @@ async def _rate_limiter(request: Request) -> SearchRateLimiter:
     return cast(SearchRateLimiter, request.state.rate_limiter)
 
 
-async def _search_service_within_rate_limit(request: Request) -> SearchService:
-    """The search service, once this client is known to be within its rate limit.
+def frontend_key_valid(authorization: str | None, keys: Sequence[bytes]) -> bool:
+    """Whether `Authorization: Bearer <token>` carries one of the keys.
 
-    One dependency rather than two: each costs FastAPI a resolution per request.
+    The token is compared with every key, each in constant time
+    (hmac.compare_digest), so neither which key matched nor how much of one
+    did shows in the time taken.
     """
+    scheme, _, token = (authorization or "").partition(" ")
+    presented = token.strip().encode() if scheme.lower() == "bearer" else b""
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(presented, key)
+    return matched and bool(presented)
+
+
+async def _search_service_within_rate_limit(request: Request) -> SearchService:
+    """The search service, once this caller may search (its frontend key, when
+    FRONTEND_API_KEYS is set) and is within its rate limit.
+
+    One dependency rather than several: each costs FastAPI a resolution per request.
+    It runs before the body is validated, so an unauthorized search is 401 whatever
+    its body.
+    """
+    keys: tuple[bytes, ...] = request.app.state.frontend_keys
+    if keys and not frontend_key_valid(request.headers.get("authorization"), keys):
+        raise Unauthorized()
     # request.client is the real client: uvicorn rewrites it from X-Forwarded-For
     # only when the peer is in FORWARDED_ALLOW_IPS.
     client_ip = request.client.host if request.client else "unknown"

@@ -7,11 +7,15 @@ detail (hosts, SQL, keys) can reach a client.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class ApiError(Exception):
     status_code: int = 500
     code: str = "internal_error"
     message: str = "The server failed to handle the request."
+    # Response headers this error always carries (Retry-After comes from retry_after).
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, message: str | None = None, *, retry_after: int | None = None) -> None:
         super().__init__(message or self.message)
@@ -24,6 +28,13 @@ class SourceNotConfigured(ApiError):
     status_code = 503
     code = "source_not_configured"
     message = "This job source is not configured on the server."
+
+
+class Unauthorized(ApiError):
+    status_code = 401
+    code = "unauthorized"
+    message = "A valid API key is required: send Authorization: Bearer <key>."
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Bearer realm="jobsearch"'}
 
 
 class RateLimited(ApiError):

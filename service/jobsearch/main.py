@@ -184,7 +184,9 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, ApiError):  # registered for ApiError only
         raise exc
     log.info("request_failed", code=exc.code, status=exc.status_code)
-    return _error_response(exc.status_code, exc.code, exc.message, retry_after=exc.retry_after)
+    response = _error_response(exc.status_code, exc.code, exc.message, retry_after=exc.retry_after)
+    response.headers.update(exc.headers)
+    return response
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -259,6 +261,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    # Encoded once: each search compares the presented key with every one of them.
+    app.state.frontend_keys = tuple(key.encode() for key in settings.frontend_keys)
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(metrics.router)

@@ -13,6 +13,7 @@ overrides the mounted secret.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -48,6 +49,10 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 # run`, the tests) has none. Tests point it elsewhere by patching SECRETS_DIR;
 # `Settings(_secrets_dir=...)` takes precedence over it, under the same rule.
 SECRETS_DIR = Path("/run/secrets")
+
+# A frontend key: long enough not to be guessed, and what a Bearer token may hold.
+MIN_FRONTEND_KEY_CHARS = 16
+_FRONTEND_KEY = re.compile(r"[A-Za-z0-9\-._~+/=]+")
 
 
 class Settings(BaseSettings):
@@ -115,6 +120,13 @@ class Settings(BaseSettings):
     sentry_dsn: SecretStr | None = Field(
         default=None, description="Sentry DSN for error reports. Unset: Sentry is off."
     )
+    frontend_api_keys: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Comma-separated keys the frontend sends as `Authorization: Bearer <key>` "
+            "(two while one is rotated). Unset: /api/jobs/* is open to anyone."
+        ),
+    )
     host: str = Field(default="127.0.0.1", description="Interface the server binds.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the server binds.")
     workers: int = Field(default=1, ge=1, le=32, description="Uvicorn worker processes.")
@@ -164,6 +176,24 @@ class Settings(BaseSettings):
             ) from None
         return value
 
+    @field_validator("frontend_api_keys", mode="after")
+    @classmethod
+    def _frontend_keys_are_usable(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        keys = [key.strip() for key in value.get_secret_value().split(",") if key.strip()]
+        if not keys:
+            return None
+        for key in keys:
+            # The messages never echo a key.
+            if len(key) < MIN_FRONTEND_KEY_CHARS:
+                raise ValueError(f"each key must be at least {MIN_FRONTEND_KEY_CHARS} characters")
+            if not _FRONTEND_KEY.fullmatch(key):
+                raise ValueError(
+                    "a key may hold letters, digits and - . _ ~ + / = only (no spaces)"
+                )
+        return SecretStr(",".join(keys))
+
     @field_validator("rapid_api_key", "theirstack_api_key", "sentry_dsn", mode="after")
     @classmethod
     def _empty_secret_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
@@ -204,7 +234,15 @@ class Settings(BaseSettings):
                 secrets.append(value.get_secret_value())
         if self.redis_url is not None and self.redis_url.password:
             secrets.append(self.redis_url.password)
+        secrets.extend(self.frontend_keys)
         return secrets
+
+    @property
+    def frontend_keys(self) -> tuple[str, ...]:
+        """The frontend keys, each on its own; empty when the API is open."""
+        if self.frontend_api_keys is None:
+            return ()
+        return tuple(self.frontend_api_keys.get_secret_value().split(","))
 
 
 def settings_from(values: Mapping[str, object]) -> Settings:

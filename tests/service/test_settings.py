@@ -67,6 +67,8 @@ def test_readme_settings_table_matches_the_settings() -> None:
         ({"database_url": "mysql://user:hunter2@db/x"}, "DATABASE_URL"),
         ({"cors_origins": "app.example.com"}, "CORS_ORIGINS"),
         ({"port": "70000"}, "PORT"),
+        ({"frontend_api_keys": "hunter2"}, "FRONTEND_API_KEYS"),
+        ({"frontend_api_keys": "hunter2-hunter2-hunter2 with spaces"}, "FRONTEND_API_KEYS"),
     ],
 )
 def test_invalid_setting_is_named_and_its_value_is_not_echoed(
@@ -100,6 +102,26 @@ def test_empty_keys_mean_the_source_is_off() -> None:
     settings = Settings.model_validate({"rapid_api_key": "", "theirstack_api_key": "  "})
     assert settings.rapid_api_key is None
     assert settings.theirstack_api_key is None
+
+
+def test_frontend_api_keys_are_a_comma_separated_list_and_each_is_redacted() -> None:
+    old, new = "frontend-old-0123456789abcdef", "frontend-new-fedcba9876543210"
+    settings = Settings.model_validate({"frontend_api_keys": f" {old} ,{new},"})
+    assert settings.frontend_keys == (old, new)
+    assert old in settings.secret_values
+    assert new in settings.secret_values
+    assert Settings.model_validate({"frontend_api_keys": " , "}).frontend_keys == ()
+    assert Settings.model_validate({}).frontend_keys == ()
+
+
+def test_frontend_api_keys_are_read_from_a_secret_file(
+    tmp_path: Path, no_setting_in_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets_dir = _write_secrets(
+        tmp_path / "secrets", {"FRONTEND_API_KEYS": "frontend-file-0123456789abcdef"}
+    )
+    monkeypatch.setattr(settings_module, "SECRETS_DIR", secrets_dir)
+    assert Settings().frontend_keys == ("frontend-file-0123456789abcdef",)
 
 
 def test_cli_stops_with_one_line_naming_the_bad_setting(tmp_path: Path) -> None:

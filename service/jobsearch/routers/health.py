@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -46,7 +46,9 @@ async def health() -> dict[str, str] | JSONResponse:
 
 
 @router.get("/ready")
-async def ready(search: SearchServiceDep, limiter: RateLimiterDep) -> JSONResponse:
+async def ready(
+    request: Request, search: SearchServiceDep, limiter: RateLimiterDep
+) -> JSONResponse:
     """Readiness, with the state of each dependency.
 
     200 "ready": everything is up. 200 "degraded": searches work, but the
@@ -107,6 +109,8 @@ async def ready(search: SearchServiceDep, limiter: RateLimiterDep) -> JSONRespon
                 "rate_limit_store": {"status": rate_limit_store},
                 "sources": sources,
                 "quota": quota,
+                # "required": searches need a frontend key (FRONTEND_API_KEYS); "open": not.
+                "auth": {"status": "required" if request.app.state.frontend_keys else "open"},
             },
         },
     )

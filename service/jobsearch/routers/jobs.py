@@ -17,6 +17,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
         400: "The request body is not valid JSON.",
+        401: "FRONTEND_API_KEYS is set and no valid Authorization: Bearer <key> came.",
         413: BODY_TOO_LARGE_MESSAGE,
         422: "A field is invalid; the message names it.",
         429: "This address sent too many searches; see Retry-After.",
