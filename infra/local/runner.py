@@ -151,15 +151,15 @@ class LocalRunner:
     def image_id(self, reference: str) -> str:
         """What a service runs: a registry reference by digest as it is (every node
         pulls it), anything else as this engine's image id (a one-node swarm)."""
-        if "@sha256:" in reference:
-            return reference
         try:
-            return str(self.client.images.get(reference).id)
+            found = str(self.client.images.get(reference).id)
+            return reference if "@sha256:" in reference else found
         except ImageNotFound:
             pass
         self.say(f"pulling {reference}")
         try:
-            return str(self.client.images.pull(reference).id)
+            pulled = str(self.client.images.pull(reference).id)
+            return reference if "@sha256:" in reference else pulled
         except (APIError, NotFound) as error:
             raise RolloutError(
                 f"image {reference} is not on this engine and cannot be pulled "
