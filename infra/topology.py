@@ -51,6 +51,21 @@ POSTGRES_UID = "999:999"
 SERVICE_SECRET_SETTINGS = ("RAPID_API_KEY", "THEIRSTACK_API_KEY", "DATABASE_URL", "SENTRY_DSN")
 SECRETS_DIR = "/run/secrets"
 
+# What the proxy allows a client (tests/drills/test_slow_clients.py): slow or
+# stalled senders are cut off; the write timeout covers a whole search (3x the
+# upstream timeout, retries included) with room to spare.
+PROXY_READ_HEADER_TIMEOUT = "5s"
+PROXY_READ_BODY_TIMEOUT = "10s"
+PROXY_WRITE_TIMEOUT = "120s"
+PROXY_IDLE_TIMEOUT = "60s"
+PROXY_MAX_HEADER_SIZE = "16KB"
+# Go's soft memory limit for Caddy, under its container's hard limit, so that the
+# collector works harder before the kernel would kill it.
+PROXY_MEMORY_MB = 256
+PROXY_GOMEMLIMIT = "200MiB"
+# Open files per process in every container: connections included.
+NOFILE_LIMIT = 8192
+
 LOCAL_POSTGRES_PORT = 55432
 LOCAL_DATABASE = "jobsearch"
 
@@ -149,6 +164,7 @@ class Limits:
     memory_mb: int
     cpus: float
     pids: int = 256
+    nofile: int = NOFILE_LIMIT
 
 
 @dataclass(frozen=True)
@@ -178,6 +194,8 @@ class ServiceSpec:
     # and where DNS sends the clients.
     placement_preferences: tuple[str, ...] = ("node.id",)
     placement_constraints: tuple[str, ...] = ("node.role == manager",)
+    # At most this many tasks of the service on one node (engine API 1.40+); 0: no cap.
+    placement_max_replicas: int = 0
     logging: LogRotation = LogRotation()
     labels: Mapping[str, str] = field(default_factory=dict)
 
@@ -215,6 +233,31 @@ class TopologySpec:
     postgres_host_port: int = LOCAL_POSTGRES_PORT
     service_memory_mb: int = 512
     service_cpus: float = 1.0
+    # Swarm nodes the stack runs on (jobsearch:nodes); local runs have one.
+    nodes: int = 1
+
+
+# Node labels the stacks set on the first manager (infra/components/host.py). With
+# more than one node, Redis and the proxy are pinned there: each keeps its volume
+# (rate-limit counters; certificates and ACME account), and DNS points at that node.
+DATASTORE_LABEL = "jobsearch.datastore"
+EDGE_LABEL = "jobsearch.edge"
+# First line of the command that inits or joins each node of a stack: the policy
+# pack counts a stack's nodes by it (infra/policy/policies.py).
+NODE_MARKER = "# org.jobsearch.node="
+
+
+def manager_count(nodes: int) -> int:
+    """Swarm managers among `nodes`: three once there are three nodes, so that Raft keeps
+    a quorum (two of three) when one is lost; one below that (two managers would halve
+    the odds: losing either loses the quorum)."""
+    return 3 if nodes >= 3 else 1
+
+
+def _pinned(spec: TopologySpec, label: str) -> tuple[str, ...]:
+    if spec.nodes > 1:
+        return ("node.role == manager", f"node.labels.{label} == true")
+    return ("node.role == manager",)
 
 
 @dataclass(frozen=True)
@@ -353,6 +396,12 @@ def _api(spec: TopologySpec, network: NetworkSpec, prefix: str) -> ServiceSpec:
         stop_grace_seconds=SERVICE_STOP_GRACE_SECONDS,
         aliases=("api",),
         placement_constraints=(),
+        # At most one replica per node while there are spare nodes: a start-first rollout
+        # starts the new task on a node without one, and a lost node's replica finds a
+        # free node. Not when replicas == nodes (or more): a hard cap of one per node
+        # would leave no node for the rollout's new task, and a lost node's replica
+        # unscheduled until the node returns; `spread node.id` alone balances them then.
+        placement_max_replicas=1 if spec.replicas < spec.nodes else 0,
         secrets=tuple(
             FileMount(name, f"{SECRETS_DIR}/{name}", SERVICE_UID)
             for name in SERVICE_SECRET_SETTINGS
@@ -380,10 +429,14 @@ def _proxy(spec: TopologySpec, prefix: str) -> ServiceSpec:
         image=spec.images.proxy,
         command=("caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"),
         # Caddy autosaves its running config under XDG_CONFIG_HOME: the tmpfs.
-        env={"XDG_CONFIG_HOME": "/tmp", "XDG_DATA_HOME": "/data"},  # noqa: S108
+        env={
+            "XDG_CONFIG_HOME": "/tmp",  # noqa: S108
+            "XDG_DATA_HOME": "/data",
+            "GOMEMLIMIT": PROXY_GOMEMLIMIT,
+        },
         user=PROXY_UID,
         healthcheck=check,
-        limits=Limits(memory_mb=256, cpus=0.5),
+        limits=Limits(memory_mb=PROXY_MEMORY_MB, cpus=0.5),
         replicas=1,
         update=update,
         rollback=rollback,
@@ -391,6 +444,8 @@ def _proxy(spec: TopologySpec, prefix: str) -> ServiceSpec:
         aliases=("proxy",),
         configs=(FileMount("Caddyfile", "/etc/caddy/Caddyfile", PROXY_UID, mode=0o444),),
         ports=tuple(ports),
+        # On the first manager, with its certificates: DNS points there.
+        placement_constraints=_pinned(spec, EDGE_LABEL),
         mounts=(
             # Certificates and ACME accounts: they must outlive the proxy's task.
             Mount("/data", "volume", source=f"{prefix}-caddy-data"),
@@ -433,6 +488,8 @@ def _redis(spec: TopologySpec, prefix: str) -> ServiceSpec:
         rollback=rollback,
         stop_grace_seconds=10,
         aliases=("redis",),
+        # On one node, with its volume (a volume is local to its node).
+        placement_constraints=_pinned(spec, DATASTORE_LABEL),
         mounts=(
             Mount("/data", "volume", source=f"{prefix}-redis-data"),
             Mount("/tmp", "tmpfs", size_mb=8),  # noqa: S108
@@ -481,6 +538,8 @@ def _postgres(spec: TopologySpec, prefix: str) -> ServiceSpec:
 def describe(spec: TopologySpec) -> Topology:
     if spec.replicas < 1:
         raise ValueError("replicas must be at least 1")
+    if spec.nodes < 1:
+        raise ValueError("nodes must be at least 1")
     prefix = f"{PROJECT}-{spec.environment}"
     base = f"10.{spec.subnet_octet}.0"
     network = NetworkSpec(
@@ -506,6 +565,9 @@ def describe(spec: TopologySpec) -> Topology:
 def render_caddyfile(spec: TopologySpec, upstream_service: str) -> str:
     """The proxy's whole configuration. It never changes at a rollout: Caddy finds
     the replicas through the swarm's DNS, which lists healthy tasks only."""
+    # Imported here: the topology stays importable without the service's web stack.
+    from jobsearch.middleware import MAX_BODY_BYTES  # noqa: PLC0415
+
     if spec.domain:
         email = f"\n\temail {spec.acme_email}" if spec.acme_email else ""
         global_options = f"\thttp_port {PROXY_HTTP_PORT}\n\thttps_port {PROXY_HTTPS_PORT}{email}"
@@ -521,6 +583,15 @@ def render_caddyfile(spec: TopologySpec, upstream_service: str) -> str:
 \tadmin localhost:2019
 \tservers {{
 \t\tprotocols h1 h2
+\t\t# A client gets this long to send its headers, then its body; a slow or
+\t\t# stalled one is cut off instead of holding a connection (and memory).
+\t\ttimeouts {{
+\t\t\tread_header {PROXY_READ_HEADER_TIMEOUT}
+\t\t\tread_body {PROXY_READ_BODY_TIMEOUT}
+\t\t\twrite {PROXY_WRITE_TIMEOUT}
+\t\t\tidle {PROXY_IDLE_TIMEOUT}
+\t\t}}
+\t\tmax_header_size {PROXY_MAX_HEADER_SIZE}
 \t}}
 }}
 
@@ -535,13 +606,16 @@ def render_caddyfile(spec: TopologySpec, upstream_service: str) -> str:
 \t# Scraped from the private network only, never through the public entry point.
 \t@internal path /metrics /metrics/*
 \trespond @internal 404
+\t# The service's own limit: a larger body never reaches a replica.
 \trequest_body {{
-\t\tmax_size 64KB
+\t\tmax_size {MAX_BODY_BYTES}B
 \t}}
 \treverse_proxy {{
 \t\t# The swarm's DNS lists a task only once its health check passes, and drops it
-\t\t# before the task gets SIGTERM. Caddy's active health checks cover static
-\t\t# upstreams only, so the resolver is the health gate, with passive checks.
+\t\t# before the task gets SIGTERM, or as soon as it dies. Caddy's active health
+\t\t# checks cover static upstreams only, so the resolver is the health gate. No
+\t\t# passive checks: Caddy 2.6 blames a healthy replica for a POST it failed to
+\t\t# replay after another one died, then has no upstream left (tests/drills).
 \t\tdynamic a {{
 \t\t\tname tasks.{upstream_service}
 \t\t\tport {SERVICE_PORT}
@@ -554,8 +628,6 @@ def render_caddyfile(spec: TopologySpec, upstream_service: str) -> str:
 \t\t# have been made).
 \t\tlb_try_duration 10s
 \t\tlb_try_interval 100ms
-\t\tfail_duration 5s
-\t\tmax_fails 1
 \t\ttransport http {{
 \t\t\tdial_timeout 2s
 \t\t\tresponse_header_timeout 60s
