@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Sequence
 from typing import Annotated, cast
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 
 from jobsearch.errors import Unauthorized
 from jobsearch.ratelimit import SearchRateLimiter
@@ -25,6 +27,29 @@ async def _search_service(request: Request) -> SearchService:
 
 async def _rate_limiter(request: Request) -> SearchRateLimiter:
     return cast(SearchRateLimiter, request.state.rate_limiter)
+
+
+END_USER_HEADER = "X-End-User"
+MAX_END_USER_CHARS = 128
+# Printable ASCII, not starting with a space: an IP address or a session ID.
+_END_USER = re.compile(rf"[!-~][ -~]{{0,{MAX_END_USER_CHARS - 1}}}")
+
+
+def end_user(value: str) -> str:
+    """X-End-User's value, or a 422 naming the header."""
+    if not _END_USER.fullmatch(value):
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": (END_USER_HEADER,),
+                    "msg": f"must be 1 to {MAX_END_USER_CHARS} printable ASCII characters "
+                    "(an IP address or a session ID)",
+                    "input": None,
+                }
+            ]
+        )
+    return value
 
 
 def frontend_key_valid(authorization: str | None, keys: Sequence[bytes]) -> bool:
@@ -50,14 +75,21 @@ async def _search_service_within_rate_limit(request: Request) -> SearchService:
     It runs before the body is validated, so an unauthorized search is 401 whatever
     its body.
     """
-    keys: tuple[bytes, ...] = request.app.state.frontend_keys
-    if keys and not frontend_key_valid(request.headers.get("authorization"), keys):
-        raise Unauthorized()
     # request.client is the real client: uvicorn rewrites it from X-Forwarded-For
     # only when the peer is in FORWARDED_ALLOW_IPS.
-    client_ip = request.client.host if request.client else "unknown"
+    counted = request.client.host if request.client else "unknown"
+    keys: tuple[bytes, ...] = request.app.state.frontend_keys
+    if keys:
+        if not frontend_key_valid(request.headers.get("authorization"), keys):
+            raise Unauthorized()
+        # A caller holding a frontend key names the end user it searches for (the
+        # browser's address or a session): the limit counts that user, not the
+        # frontend's server. Without a valid key the header is ignored.
+        named = request.headers.get(END_USER_HEADER)
+        if named is not None:
+            counted = end_user(named)
     limiter = cast(SearchRateLimiter, request.state.rate_limiter)
-    await limiter.check(client_ip)
+    await limiter.check(counted)
     return cast(SearchService, request.state.search)
 
 

@@ -115,7 +115,10 @@ class Settings(BaseSettings):
     )
     rate_limit: str = Field(
         default="30/minute",
-        description="Searches allowed per client IP, in `limits` notation (e.g. 30/minute).",
+        description=(
+            "Searches allowed per client, in `limits` notation (e.g. 30/minute): per client "
+            "IP, or per X-End-User when the request carries a valid frontend key."
+        ),
     )
     sentry_dsn: SecretStr | None = Field(
         default=None, description="Sentry DSN for error reports. Unset: Sentry is off."

@@ -78,3 +78,46 @@ def test_an_unauthorized_search_is_refused_before_its_body_is_validated(
     with run_service(frontend_api_keys=OLD_KEY) as url:
         answer = httpx.post(f"{url}/api/jobs/theirstack", json={"jobTitle": ""})
     assert answer.status_code == 401
+
+
+def _statuses(url: str, count: int, headers: dict[str, str]) -> list[int]:
+    return [_search(url, headers).status_code for _ in range(count)]
+
+
+def test_with_a_valid_key_the_limit_counts_each_end_user_on_its_own(
+    run_service: ServiceRunner, fakes: FakeUpstreams
+) -> None:
+    key = {"Authorization": f"Bearer {OLD_KEY}"}
+    with run_service(frontend_api_keys=OLD_KEY, rate_limit="2/minute") as url:
+        alice = _statuses(url, 3, {**key, "X-End-User": "203.0.113.7"})
+        bob = _statuses(url, 2, {**key, "X-End-User": "session:9f8e7d6c"})
+        # No X-End-User: the caller's own address (the frontend's server) is counted.
+        server = _statuses(url, 3, key)
+    assert alice == [200, 200, 429]
+    assert bob == [200, 200]
+    assert server == [200, 200, 429]
+
+
+def test_without_a_valid_key_x_end_user_is_ignored(
+    run_service: ServiceRunner, fakes: FakeUpstreams
+) -> None:
+    # An open API: anyone could name any user, so the address is what counts.
+    with run_service(rate_limit="2/minute") as url:
+        statuses = [_search(url, {"X-End-User": f"user-{index}"}).status_code for index in range(3)]
+    assert statuses == [200, 200, 429]
+
+
+@pytest.mark.parametrize("end_user", ["", "x" * 129, "caf\u00e9", "tab\there"])
+def test_a_bad_x_end_user_is_422_naming_the_header(
+    run_service: ServiceRunner, fakes: FakeUpstreams, end_user: str
+) -> None:
+    # Bytes: sent as they are (UTF-8 included), as any client may.
+    headers = {"Authorization": f"Bearer {OLD_KEY}".encode(), "X-End-User": end_user.encode()}
+    with run_service(frontend_api_keys=OLD_KEY) as url:
+        answer = httpx.post(f"{url}/api/jobs/jsearch", json=SEARCH, headers=headers)
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert error["code"] == "validation_error"
+    assert "X-End-User" in error["message"]
+    assert error["fields"][0]["field"] == "X-End-User"
+    assert fakes.jsearch.calls == 0

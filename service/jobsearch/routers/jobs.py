@@ -19,7 +19,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         400: "The request body is not valid JSON.",
         401: "FRONTEND_API_KEYS is set and no valid Authorization: Bearer <key> came.",
         413: BODY_TOO_LARGE_MESSAGE,
-        422: "A field is invalid; the message names it.",
+        422: "A field, or the X-End-User header, is invalid; the message names it.",
         429: "This address sent too many searches; see Retry-After.",
         502: "The job source failed or answered with unreadable data.",
         503: "The source is not configured, rate limited, out of quota or paused; see Retry-After.",
