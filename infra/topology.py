@@ -373,6 +373,9 @@ def _api(spec: TopologySpec, network: NetworkSpec, prefix: str) -> ServiceSpec:
         "HOST": "0.0.0.0",  # noqa: S104 - reachable on the private network only
         "PORT": str(SERVICE_PORT),
         "WORKERS": str(spec.workers),
+        # With WORKERS, what each process's share of RATE_LIMIT divides by while the
+        # limit is counted per process (Redis down).
+        "REPLICAS": str(spec.replicas),
         # Task addresses change at every rollout: trust the overlay, which only
         # this topology's services join.
         "FORWARDED_ALLOW_IPS": network.subnet,

@@ -126,7 +126,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         empty_ttl_seconds=min(settings.cache_ttl_minutes, EMPTY_RESULT_TTL_MINUTES) * 60,
     )
     search = SearchService(clients, memory, database, claims)
-    limiter = SearchRateLimiter(settings.rate_limit, shared_redis)
+    limiter = SearchRateLimiter(settings.rate_limit, shared_redis, processes=settings.processes)
     purger = asyncio.create_task(_purge_expired_rows(database)) if database else None
     _tune_garbage_collector()
     log.info(

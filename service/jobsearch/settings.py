@@ -133,6 +133,16 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Interface the server binds.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the server binds.")
     workers: int = Field(default=1, ge=1, le=32, description="Uvicorn worker processes.")
+    replicas: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "Replicas of the service sharing RATE_LIMIT (the topology sets it). Where the "
+            "limit is counted per process (Redis unset or down), each process allows "
+            "RATE_LIMIT / (REPLICAS x WORKERS), at least 1."
+        ),
+    )
     forwarded_allow_ips: str = Field(
         default="127.0.0.1",
         description="Comma-separated proxy IPs or CIDRs whose X-Forwarded-* headers are trusted.",
@@ -239,6 +249,11 @@ class Settings(BaseSettings):
             secrets.append(self.redis_url.password)
         secrets.extend(self.frontend_keys)
         return secrets
+
+    @property
+    def processes(self) -> int:
+        """Service processes in the deployment: what a per-process share divides by."""
+        return self.replicas * self.workers
 
     @property
     def frontend_keys(self) -> tuple[str, ...]:

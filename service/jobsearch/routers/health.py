@@ -69,6 +69,12 @@ async def ready(
     rate_limit_store = "memory"
     if limiter.shared:
         rate_limit_store = "up" if await limiter.healthy() else "down"
+    store: dict[str, Any] = {"status": rate_limit_store}
+    if rate_limit_store != "up":
+        # Counted in this process: its share of the limit is what holds.
+        if rate_limit_store == "down":
+            store["fallback"] = "memory"
+        store["limit_per_process"] = limiter.fallback_limit
 
     sources: dict[str, Any] = {}
     for name, client in search.clients.items():
@@ -106,7 +112,7 @@ async def ready(
             "status": status,
             "checks": {
                 "database": database,
-                "rate_limit_store": {"status": rate_limit_store},
+                "rate_limit_store": store,
                 "sources": sources,
                 "quota": quota,
                 # "required": searches need a frontend key (FRONTEND_API_KEYS); "open": not.
