@@ -30,7 +30,11 @@ from jobsearch.coalescing import SharedClaims
 from jobsearch.context import current_facts
 from jobsearch.errors import ApiError
 from jobsearch.logging_setup import configure_logging, get_logger
-from jobsearch.middleware import BODY_TOO_LARGE_MESSAGE, RequestContextMiddleware
+from jobsearch.middleware import (
+    BODY_TIMEOUT_MESSAGE,
+    BODY_TOO_LARGE_MESSAGE,
+    RequestContextMiddleware,
+)
 from jobsearch.ratelimit import SearchRateLimiter, redis_client
 from jobsearch.routers import health, jobs, metrics
 from jobsearch.search import SearchService, SourceClient
@@ -212,19 +216,25 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         400: "bad_request",
         404: "not_found",
         405: "method_not_allowed",
+        408: "request_timeout",
         413: "body_too_large",
     }
     messages = {
         400: "The request body is not valid JSON.",
+        408: BODY_TIMEOUT_MESSAGE,
         413: BODY_TOO_LARGE_MESSAGE,
         404: "No such endpoint.",
         405: "Method not allowed on this endpoint.",
     }
-    return _error_response(
+    response = _error_response(
         exc.status_code,
         codes.get(exc.status_code, "http_error"),
         messages.get(exc.status_code, "The request could not be handled."),
     )
+    if exc.status_code == 408:
+        # The rest of the body may still come: this connection cannot carry another request.
+        response.headers["Connection"] = "close"
+    return response
 
 
 def _init_sentry(settings: Settings) -> None:
@@ -277,5 +287,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=["X-Request-ID", "Retry-After", "X-Cache"],
         max_age=600,
     )
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(
+        RequestContextMiddleware,
+        body_timeout_seconds=settings.request_body_timeout_seconds,
+        max_concurrent=settings.max_concurrent_requests,
+    )
     return app

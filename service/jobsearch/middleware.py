@@ -1,4 +1,5 @@
-"""The outermost layer of the app: request IDs, access log, metrics, headers, body limit.
+"""The outermost layer of the app: request IDs, access log, metrics, headers, body limits,
+and how many requests a worker takes on at once.
 
 One ASGI middleware rather than several, because the access line needs facts
 from all of them (the request ID, the status, the latency, and what the
@@ -7,6 +8,7 @@ search did) and they share one per-request context.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -29,6 +31,12 @@ log = get_logger("jobsearch.access")
 MAX_BODY_BYTES = 16 * 1024
 # Whether the declared length or the bytes as they arrive are too many, one answer.
 BODY_TOO_LARGE_MESSAGE = f"The request body is larger than {MAX_BODY_BYTES} bytes."
+BODY_TIMEOUT_MESSAGE = "The request body did not arrive in time."
+OVERLOADED_MESSAGE = "This server is handling as many requests as it can; retry in a second."
+# Never refused for load: the proxy's health check (a refused one would take the
+# replica out of rotation, or have it killed) and the metrics scrape.
+UNLIMITED_PATHS = frozenset({"/health", "/metrics"})
+_CLOSE = (b"connection", b"close")
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 # Uvicorn accepts paths of about 64 KB: logged whole, a few hundred unthrottled 404s
 # would rotate a replica's log history away. No route of ours is longer than this.
@@ -58,6 +66,13 @@ class _BodyTooLarge(HTTPException):
         super().__init__(status_code=413)
 
 
+class _BodyTimeout(HTTPException):
+    """The body did not arrive by its deadline (an HTTPException, as _BodyTooLarge)."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=408, headers={"Connection": "close"})
+
+
 def error_body(code: str, message: str, request_id: str) -> bytes:
     return json.dumps(
         {"error": {"code": code, "message": message, "request_id": request_id}}
@@ -65,8 +80,19 @@ def error_body(code: str, message: str, request_id: str) -> bytes:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    """`body_timeout_seconds`: how long a request's body may take to arrive, from its
+    headers on; a client that trickles it is answered 408 and its connection closed.
+    `max_concurrent`: requests this worker serves at once; beyond it a request is
+    refused at once with 503 `overloaded` (Retry-After: 1), rather than queued
+    without bound. /health and /metrics are never refused."""
+
+    def __init__(
+        self, app: ASGIApp, *, body_timeout_seconds: float = 5.0, max_concurrent: int = 100
+    ) -> None:
         self.app = app
+        self.body_timeout_seconds = body_timeout_seconds
+        self.max_concurrent = max_concurrent
+        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -80,31 +106,57 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         exchange = _Exchange(send, request_id)
         started = time.perf_counter()
+        counted = scope["path"] not in UNLIMITED_PATHS
+        if counted and self.in_flight >= self.max_concurrent:
+            await exchange.fail(
+                503, "overloaded", OVERLOADED_MESSAGE, headers=((b"retry-after", b"1"), _CLOSE)
+            )
+            _record(scope, exchange.status, time.perf_counter() - started, facts)
+            return
+        if counted:
+            self.in_flight += 1
         try:
             declared = headers.get("content-length", "")
             if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
                 raise _BodyTooLarge()
-            await self.app(scope, self._bounded(receive), exchange.send)
+            deadline = asyncio.get_running_loop().time() + self.body_timeout_seconds
+            await self.app(scope, self._bounded(receive, deadline), exchange.send)
         except _BodyTooLarge:
             await exchange.fail(413, "body_too_large", BODY_TOO_LARGE_MESSAGE)
+        except _BodyTimeout:
+            await exchange.fail(408, "request_timeout", BODY_TIMEOUT_MESSAGE, headers=(_CLOSE,))
         except Exception:
             # Nothing of the exception reaches the client; the log and Sentry get it all.
             log.exception("unhandled_error")
             sentry_sdk.capture_exception()
             await exchange.fail(500, "internal_error", "The server failed to handle the request.")
         finally:
+            if counted:
+                self.in_flight -= 1
             _record(scope, exchange.status, time.perf_counter() - started, facts)
 
-    def _bounded(self, receive: Receive) -> Receive:
+    def _bounded(self, receive: Receive, deadline: float) -> Receive:
+        """`receive`, refusing a body over MAX_BODY_BYTES or one still arriving at `deadline`."""
         received = 0
+        complete = False
 
         async def receive_bounded() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:
+                # After the body, receive only waits for the client to leave: unbounded.
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise _BodyTimeout() from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > MAX_BODY_BYTES:
                     raise _BodyTooLarge()
+                complete = not message.get("more_body", False)
+            else:
+                complete = True
             return message
 
         return receive_bounded
@@ -131,7 +183,9 @@ class _Exchange:
             ]
         await self._send(message)
 
-    async def fail(self, status: int, code: str, message: str) -> None:
+    async def fail(
+        self, status: int, code: str, message: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+    ) -> None:
         if self.started:
             return  # too late for an error body; the client sees a cut response
         body = error_body(code, message, self.request_id)
@@ -142,6 +196,7 @@ class _Exchange:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
+                    *headers,
                 ],
             }
         )

@@ -130,6 +130,24 @@ class Settings(BaseSettings):
             "(two while one is rotated). Unset: /api/jobs/* is open to anyone."
         ),
     )
+    request_body_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description=(
+            "How long a request's body may take to arrive, from its headers on; a slower "
+            "client is answered 408 request_timeout and its connection closed."
+        ),
+    )
+    max_concurrent_requests: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description=(
+            "Requests one worker serves at once; beyond it a request is refused at once with "
+            "503 overloaded (Retry-After: 1). /health and /metrics are never refused."
+        ),
+    )
     host: str = Field(default="127.0.0.1", description="Interface the server binds.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the server binds.")
     workers: int = Field(default=1, ge=1, le=32, description="Uvicorn worker processes.")
