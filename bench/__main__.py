@@ -22,7 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from bench import cache_hit, footprint, rollout, slow_upstream, upstream_calls
+from bench import cache_hit, footprint, multi_node, rollout, slow_upstream, upstream_calls
 from bench.environment import bench_environment
 from bench.machine import describe_machine
 from bench.report import BenchResult, failed_result, render, write_page, write_raw
@@ -40,12 +40,14 @@ BENCHMARKS: dict[str, tuple[ModuleType, Any]] = {
     "upstream_calls": (upstream_calls, upstream_calls.UpstreamCallsConfig),
     "rollout": (rollout, rollout.RolloutConfig),
     "footprint": (footprint, footprint.FootprintConfig),
+    "multi_node": (multi_node, multi_node.MultiNodeConfig),
 }
 HOST_BENCHMARKS = ("cache_hit", "slow_upstream", "upstream_calls", "footprint")
 INTRO = (
-    "To reproduce: `make bench` (about 10 minutes on 2 cores). It uses the machine's "
+    "To reproduce: `make bench` (about 20 minutes on 2 cores). It uses the machine's "
     "PostgreSQL and Redis on 127.0.0.1 (started when stopped), wrk and the Docker engine "
-    "(installed when missing), and the suite's `test` topology instance for the rollout: "
+    "(installed when missing), the suite's `test` topology instance for the rollout, and "
+    "a swarm of three Docker-in-Docker nodes for the multi-node figure: "
     "not while `make test` runs. Raw figures of each run land in bench/results/ (not "
     "committed)."
 )
@@ -80,6 +82,12 @@ def run(selected: Sequence[str], *, tiny: bool) -> list[BenchResult]:
     if "rollout" in selected:
         config = configs["rollout"]
         results["rollout"] = _guarded("rollout", config, functools.partial(rollout.run, config))
+    # Its own swarm of Docker-in-Docker nodes: after the rest, which it would slow down.
+    if "multi_node" in selected:
+        config = configs["multi_node"]
+        results["multi_node"] = _guarded(
+            "multi_node", config, functools.partial(multi_node.run, config)
+        )
     return [results[key] for key in BENCHMARKS if key in results]
 
 

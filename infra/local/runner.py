@@ -103,6 +103,52 @@ def _update_kwargs(spec: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def read_tasks(
+    client: docker.DockerClient, environment: str, role: str | None = None
+) -> list[TaskStatus]:
+    """Every task of an environment's services (of one role), on any node."""
+    services = client.services.list(filters=_labels_filter(environment, role))
+    statuses = []
+    for service in services:
+        for task in service.tasks():  # type: ignore[no-untyped-call]
+            status = task.get("Status") or {}
+            container = status.get("ContainerStatus") or {}
+            spec = (task.get("Spec") or {}).get("ContainerSpec") or {}
+            statuses.append(
+                TaskStatus(
+                    service=str(service.name),
+                    role=str(service.attrs["Spec"]["Labels"].get(ROLE_LABEL, "")),
+                    slot=int(task.get("Slot") or 0),
+                    node=str(task.get("NodeID", "")),
+                    image=str(spec.get("Image", "")),
+                    desired=str(task.get("DesiredState", "")),
+                    state=str(status.get("State", "")),
+                    message=str(status.get("Message", "")),
+                    error=str(status.get("Err", "")),
+                    container_id=str(container.get("ContainerID", "")),
+                    created=str(task.get("CreatedAt", "")),
+                )
+            )
+    return sorted(statuses, key=lambda task: (task.service, task.slot, task.desired))
+
+
+def read_nodes(client: docker.DockerClient) -> list[dict[str, str]]:
+    """The swarm's nodes: id, hostname, role, availability and state."""
+    found = []
+    for node in client.nodes.list():
+        attrs = node.attrs
+        found.append(
+            {
+                "id": str(attrs.get("ID", "")),
+                "hostname": str((attrs.get("Description") or {}).get("Hostname", "")),
+                "role": str((attrs.get("Spec") or {}).get("Role", "")),
+                "availability": str((attrs.get("Spec") or {}).get("Availability", "")),
+                "state": str((attrs.get("Status") or {}).get("State", "")),
+            }
+        )
+    return found
+
+
 class LocalRunner:
     def __init__(
         self,
@@ -263,29 +309,7 @@ class LocalRunner:
 
     # --- convergence -------------------------------------------------------
     def tasks(self, role: str | None = None) -> list[TaskStatus]:
-        services = self.client.services.list(filters=_labels_filter(self.config.environment, role))
-        statuses = []
-        for service in services:
-            for task in service.tasks():  # type: ignore[no-untyped-call]
-                status = task.get("Status") or {}
-                container = status.get("ContainerStatus") or {}
-                spec = (task.get("Spec") or {}).get("ContainerSpec") or {}
-                statuses.append(
-                    TaskStatus(
-                        service=str(service.name),
-                        role=str(service.attrs["Spec"]["Labels"].get(ROLE_LABEL, "")),
-                        slot=int(task.get("Slot") or 0),
-                        node=str(task.get("NodeID", "")),
-                        image=str(spec.get("Image", "")),
-                        desired=str(task.get("DesiredState", "")),
-                        state=str(status.get("State", "")),
-                        message=str(status.get("Message", "")),
-                        error=str(status.get("Err", "")),
-                        container_id=str(container.get("ContainerID", "")),
-                        created=str(task.get("CreatedAt", "")),
-                    )
-                )
-        return sorted(statuses, key=lambda task: (task.service, task.slot, task.desired))
+        return read_tasks(self.client, self.config.environment, role)
 
     def _failure_detail(self, tasks: Iterable[TaskStatus], since: str = "") -> str:
         """Why the newest failed task (created since `since`) failed: the engine's word,
@@ -568,19 +592,7 @@ class LocalRunner:
 
     def nodes(self) -> list[dict[str, str]]:
         """The swarm's nodes: id, hostname, role, availability and state."""
-        found = []
-        for node in self.client.nodes.list():
-            attrs = node.attrs
-            found.append(
-                {
-                    "id": str(attrs.get("ID", "")),
-                    "hostname": str((attrs.get("Description") or {}).get("Hostname", "")),
-                    "role": str((attrs.get("Spec") or {}).get("Role", "")),
-                    "availability": str((attrs.get("Spec") or {}).get("Availability", "")),
-                    "state": str((attrs.get("Status") or {}).get("State", "")),
-                }
-            )
-        return found
+        return read_nodes(self.client)
 
     def status(self) -> list[TaskStatus]:
         return self.tasks()

@@ -28,6 +28,8 @@ IMAGE_CONFIG_KEY = "jobsearch:imageRef"
 # Exported by infra/__main__.py.
 URL_OUTPUT = "url"
 IMAGE_OUTPUT = "image_ref"
+# The swarm manager's engine, as DOCKER_HOST takes it (ssh://user@host:port).
+DOCKER_HOST_OUTPUT = "docker_host"
 # Every update goes through the guardrails, rollbacks included.
 POLICY_PACK = "infra/policy"
 

@@ -14,6 +14,7 @@ from typing import Any
 from infra.ops import probes
 from infra.ops.cli import OpsError
 from infra.ops.pulumi_stack import (
+    DOCKER_HOST_OUTPUT,
     IMAGE_OUTPUT,
     STACKS,
     URL_OUTPUT,
@@ -29,6 +30,7 @@ from infra.ops.report import (
     humanize_seconds,
     worst,
 )
+from infra.topology import ENVIRONMENT_LABEL, ROLE_LABEL
 
 # The instances `ops local` runs on this machine's Docker engine (test: the suite's own).
 LOCAL_STACKS = ("local", "test")
@@ -84,8 +86,9 @@ def _lines(document: dict[str, Any], checks: list[Check]) -> list[str]:
     last = document.get("last_update")
     if last and "result" in last and last["result"] != "succeeded":
         lines.append(f"last update: {last['kind']} {last['result']} at {last['started']}")
-    if last and "state" in last:
-        lines.append(f"last update: {last['state']}: {last.get('message', '')}")
+    for update in (last, document.get("engine_update")):
+        if update and "state" in update:
+            lines.append(f"engine   last update {update['state']}: {update.get('message', '')}")
     for node in document.get("nodes", []):
         lines.append(
             f"node     {node['hostname']} ({node['role']}): {node['state']}, {node['availability']}"
@@ -128,6 +131,8 @@ def stack_status(name: str) -> dict[str, Any]:
     deployed_at, age = _age(deploy.ended or deploy.started if deploy else None)
     url = outputs.get(URL_OUTPUT)
     newest = history[0] if history else None
+    swarm = _stack_swarm(outputs)
+    swarm_checks = swarm.pop("_checks", [])
     return {
         "url": url,
         "image": outputs.get(IMAGE_OUTPUT),
@@ -141,8 +146,35 @@ def stack_status(name: str) -> dict[str, Any]:
             "result": newest.result,
             "started": newest.started.isoformat(),
         },
-        "_checks": _http_checks(url if isinstance(url, str) else None),
+        # The engine's own account of its last rolling update, beside Pulumi's.
+        "engine_update": swarm.pop("last_update", None),
+        **swarm,
+        "_checks": [*_http_checks(url if isinstance(url, str) else None), *swarm_checks],
     }
+
+
+def _stack_swarm(outputs: dict[str, Any]) -> dict[str, Any]:
+    """The swarm view of a stack, asked of its manager over SSH (the `docker_host` output),
+    as `DOCKER_HOST=ssh://...` would; nothing when the stack exports no manager."""
+    address = outputs.get(DOCKER_HOST_OUTPUT)
+    environment = outputs.get("environment")
+    if not isinstance(address, str) or not isinstance(environment, str):
+        return {}
+    # Imported here: the Docker SDK is slow to import and only this view needs it.
+    import docker  # noqa: PLC0415
+    from docker.errors import DockerException  # noqa: PLC0415
+
+    try:
+        client = docker.DockerClient(
+            base_url=address, use_ssh_client=address.startswith("ssh://"), timeout=30
+        )
+        view = swarm_view(client, environment)
+    except DockerException as error:
+        reason = str(error).splitlines()[0][:200]
+        return {"_checks": [Check("swarm", "warn", f"{address} did not answer: {reason}", {})]}
+    view.pop("deployed_at", None)
+    view.pop("deploy_age_seconds", None)
+    return view
 
 
 def docker_time(value: str) -> datetime | None:
@@ -154,19 +186,23 @@ def docker_time(value: str) -> datetime | None:
     return datetime.strptime(f"{head}.{fraction}", "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=UTC)
 
 
-def local_status(environment: str) -> dict[str, Any]:
-    # Imported here: the Docker SDK is slow to import and only the local stacks need it.
-    from infra.ops import local_stack  # noqa: PLC0415
+def swarm_view(client: Any, environment: str) -> dict[str, Any]:
+    """What the swarm's manager says of an environment: its nodes, the API's tasks on
+    them, the engine's last update and the checks those make (under "_checks")."""
+    # Imported here: the Docker SDK is slow to import and only this view needs it.
+    from infra.local.runner import read_nodes, read_tasks  # noqa: PLC0415
 
-    with local_stack.failures_as_ops_errors():
-        runner = local_stack.open_runner(environment)
-        url = runner.topology().public_url
-        history = runner.state.history()
-        tasks = runner.tasks()
-        nodes = runner.nodes()
-        update = runner.update_status("api")
-        service = runner.service("api")
-        changed = str(service.attrs.get("UpdatedAt", "")) if service is not None else ""
+    nodes = read_nodes(client)
+    tasks = read_tasks(client, environment, "api")
+    filters = {"label": [f"{ENVIRONMENT_LABEL}={environment}", f"{ROLE_LABEL}=api"]}
+    services = client.services.list(filters=filters)
+    if not services:
+        return {"nodes": nodes, "replicas": [], "last_update": None, "_checks": [
+            Check("replicas", "fail", f"no API service of {environment!r} on this swarm", {})
+        ]}  # fmt: skip
+    attrs = services[0].attrs
+    wanted = int(attrs["Spec"]["Mode"]["Replicated"]["Replicas"])
+    update = {key.lower(): str(value) for key, value in (attrs.get("UpdateStatus") or {}).items()}
     hostnames = {node["id"]: node["hostname"] for node in nodes}
     replicas = [
         {
@@ -178,30 +214,55 @@ def local_status(environment: str) -> dict[str, Any]:
             "error": task.error,
         }
         for task in tasks
-        if task.role == "api" and (task.desired == "running" or task.error)
+        if task.desired == "running" or task.error
     ]
-    checks = _http_checks(url)
-    running = [r for r in replicas if r["desired"] == "running" and r["state"] == "running"]
-    wanted = runner.config.replicas
-    if not running:
-        checks.append(Check("replicas", "fail", "no service replica is running", {}))
-    elif len(running) < wanted:
-        checks.append(Check("replicas", "warn", f"{len(running)} of {wanted} running", {}))
-    else:
-        checks.append(Check("replicas", "pass", f"{len(running)} of {wanted} running", {}))
+    # A task on a node that went down still reads "running" until the manager moves it.
+    ready = {hostnames.get(node["id"], "") for node in nodes if node["state"] == "ready"}
+    running = [
+        r
+        for r in replicas
+        if r["desired"] == "running" and r["state"] == "running" and r["node"] in ready
+    ]
+    down = [node["hostname"] for node in nodes if node["state"] != "ready"]
+    detail = f"{len(running)} of {wanted} running" + (
+        f"; nodes down: {', '.join(down)}" if down else ""
+    )
+    checks = [
+        Check(
+            "replicas",
+            "fail" if not running else "warn" if len(running) < wanted or down else "pass",
+            detail if running else "no service replica is running",
+            {},
+        )
+    ]
     if update.get("state", "").startswith("rollback") or update.get("state") == "paused":
         checks.append(
             Check("last_update", "warn", f"{update['state']}: {update.get('message', '')}", {})
         )
-    deployed_at, age = _age(docker_time(changed))
+    deployed_at, age = _age(docker_time(str(attrs.get("UpdatedAt", ""))))
+    return {
+        "nodes": nodes,
+        "replicas": replicas,
+        "last_update": update or None,
+        "deployed_at": deployed_at,
+        "deploy_age_seconds": age,
+        "_checks": checks,
+    }
+
+
+def local_status(environment: str) -> dict[str, Any]:
+    # Imported here: the Docker SDK is slow to import and only the local stacks need it.
+    from infra.ops import local_stack  # noqa: PLC0415
+
+    with local_stack.failures_as_ops_errors():
+        runner = local_stack.open_runner(environment)
+        url = runner.topology().public_url
+        history = runner.state.history()
+        view = swarm_view(runner.client, environment)
     return {
         "url": url,
         "image": history.current_image,
         "previous_image": history.previous_image,
-        "deployed_at": deployed_at,
-        "deploy_age_seconds": age,
-        "last_update": update or None,
-        "nodes": nodes,
-        "replicas": replicas,
-        "_checks": checks,
+        **view,
+        "_checks": [*_http_checks(url), *view["_checks"]],
     }

@@ -130,3 +130,14 @@ def test_cold_start_containers_are_the_topologys_replica() -> None:
     swarm = footprint.replica_spec("svc:bench", name="cold", workers=2)
     assert swarm["TaskTemplate"]["ContainerSpec"]["Healthcheck"] == container["Healthcheck"]
     assert swarm["TaskTemplate"]["Networks"] == []
+
+
+def test_multi_node_result_reports_the_ratio_of_two_nodes_to_one() -> None:
+    from bench import multi_node
+
+    config = multi_node.MultiNodeConfig.tiny()
+    result = multi_node.result([100.0, 110.0], [90.0, 95.0], config)
+    assert result.key == "multi_node"
+    assert result.values["ratio"] == pytest.approx(92.5 / 105.0)
+    assert result.met is None  # reported, not judged: the nodes share two cores
+    assert "0.88x" in result.headline

@@ -6,12 +6,18 @@ Postgres and the fake upstreams in containers), from tests/infra/local.
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import pytest
 import testinfra
 
 from tests.infra.ops.conftest import OpsRunner
+from tests.infra.ops.fake_pulumi import install
 from tests.smoke import host_checks
 from tests.support.local_topology import TestTopology
+from tests.support.servers import closed_port
 
 pytestmark = pytest.mark.docker
 
@@ -112,3 +118,58 @@ def test_the_host_checks_catch_a_replica_running_as_root(topology: TestTopology)
 
     with pytest.raises(AssertionError, match="runs as '0:0'"):
         host_checks.check_topology(RootReplica(), "test")
+
+
+def test_stack_status_lists_the_swarms_nodes_and_tasks(
+    topology: TestTopology,
+    ops: OpsRunner,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stack's manager, asked as `ops status --stack staging` asks it (its `docker_host`
+    output): here the local engine stands in for the manager over SSH."""
+    install(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    state_path = tmp_path / "pulumi-state.json"
+    monkeypatch.setenv("FAKE_PULUMI_STATE", str(state_path))
+    outputs = {
+        "url": topology.url,
+        "image_ref": topology.images.service,
+        "environment": "test",
+        "docker_host": "unix:///var/run/docker.sock",
+    }
+    state_path.write_text(json.dumps({"stacks": {"staging": {"outputs": outputs, "history": []}}}))
+
+    result = ops("status", "--stack", "staging", "--json")
+
+    assert result.code == 0, result.err
+    document = result.json()
+    [node] = document["nodes"]
+    assert (node["state"], node["availability"], node["role"]) == ("ready", "active", "manager")
+    running = [r for r in document["replicas"] if r["state"] == "running"]
+    assert len(running) == 2
+    assert {r["node"] for r in running} == {node["hostname"]}
+    assert checks_of(document)["replicas"] == "pass"
+    text = ops("status", "--stack", "staging")
+    assert f"node     {node['hostname']} (manager): ready, active" in text.out
+
+
+def test_stack_status_says_when_the_manager_does_not_answer(
+    topology: TestTopology, ops: OpsRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    state_path = tmp_path / "pulumi-state.json"
+    monkeypatch.setenv("FAKE_PULUMI_STATE", str(state_path))
+    outputs = {
+        "url": topology.url,
+        "environment": "test",
+        "docker_host": f"tcp://127.0.0.1:{closed_port()}",
+    }
+    state_path.write_text(json.dumps({"stacks": {"staging": {"outputs": outputs, "history": []}}}))
+
+    document = ops("status", "--stack", "staging", "--json").json()
+
+    swarm = next(c for c in document["checks"] if c["name"] == "swarm")
+    assert swarm["verdict"] == "warn"
+    assert "did not answer" in swarm["detail"]
