@@ -43,6 +43,18 @@ class RateLimited(ApiError):
     message = "Too many searches from this address; retry after the given seconds."
 
 
+class BudgetExhausted(ApiError):
+    """Today's budget of paid calls to this source is spent (JSEARCH_DAILY_BUDGET,
+    THEIRSTACK_DAILY_BUDGET); cached searches are still answered."""
+
+    status_code = 503
+    code = "budget_exhausted"
+    message = (
+        "Today's budget of searches sent to this job source is spent; cached searches "
+        "still work. Retry after the given seconds (the next UTC day)."
+    )
+
+
 class UpstreamError(ApiError):
     """A failure of the paid API behind a source."""
 

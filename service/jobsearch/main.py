@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jobsearch import __version__
+from jobsearch.budget import DailyBudgets
 from jobsearch.cache import (
     EMPTY_RESULT_TTL_MINUTES,
     CacheUnavailable,
@@ -129,7 +130,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         ttl_seconds=settings.cache_ttl_minutes * 60,
         empty_ttl_seconds=min(settings.cache_ttl_minutes, EMPTY_RESULT_TTL_MINUTES) * 60,
     )
-    search = SearchService(clients, memory, database, claims)
+    budgets = DailyBudgets(
+        {
+            "jsearch": settings.jsearch_daily_budget,
+            "theirstack": settings.theirstack_daily_budget,
+        },
+        shared_redis,
+        processes=settings.processes,
+    )
+    search = SearchService(clients, memory, database, claims, budgets)
     limiter = SearchRateLimiter(settings.rate_limit, shared_redis, processes=settings.processes)
     purger = asyncio.create_task(_purge_expired_rows(database)) if database else None
     _tune_garbage_collector()

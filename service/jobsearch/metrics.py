@@ -49,6 +49,13 @@ UPSTREAM_QUOTA_REMAINING = Gauge(
     ["source"],
     multiprocess_mode="mostrecent",
 )
+UPSTREAM_BUDGET_REMAINING = Gauge(
+    "jobsearch_upstream_budget_remaining",
+    "Upstream calls left in today's (UTC) budget of a source, as this service last counted "
+    "them; only sources with a budget (JSEARCH_DAILY_BUDGET, THEIRSTACK_DAILY_BUDGET).",
+    ["source"],
+    multiprocess_mode="mostrecent",
+)
 CIRCUIT_OPEN = Gauge(
     "jobsearch_upstream_circuit_open",
     "1 while the circuit breaker of a source is open.",

@@ -9,6 +9,7 @@ from typing import Protocol, TypeGuard
 from redis.exceptions import RedisError
 
 from jobsearch.breaker import CircuitBreaker
+from jobsearch.budget import DailyBudgets
 from jobsearch.cache import CacheUnavailable, MemoryCache, PostgresCache
 from jobsearch.coalescing import SharedClaims
 from jobsearch.context import current_facts
@@ -49,11 +50,13 @@ class SearchService:
         memory: MemoryCache,
         database: PostgresCache | None,
         claims: SharedClaims | None = None,
+        budgets: DailyBudgets | None = None,
     ) -> None:
         self.clients = clients
         self.memory = memory
         self.database = database
         self.claims = claims
+        self.budgets = budgets or DailyBudgets({}, None)
         self._in_flight: dict[tuple[str, str], asyncio.Task[bytes]] = {}
 
     def configured_sources(self) -> list[str]:
@@ -155,6 +158,8 @@ class SearchService:
     async def _fetch_and_store(
         self, client: SourceClient, source: str, request: JobSearchRequest
     ) -> bytes:
+        # A miss: the paid call spends today's budget, or is refused once it is spent.
+        await self.budgets.spend(source)
         jobs = (await client.search(request))[:MAX_JOBS_PER_SOURCE]
         response = JobSearchResponse(
             jobs=jobs, total=len(jobs), hint=None if jobs else NO_JOBS_HINT

@@ -120,6 +120,22 @@ class Settings(BaseSettings):
             "IP, or per X-End-User when the request carries a valid frontend key."
         ),
     )
+    jsearch_daily_budget: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Searches sent to JSearch per UTC day, counted across every worker and replica "
+            "(in Redis); once spent, cache misses get 503 budget_exhausted until midnight UTC. "
+            "Unset: unlimited."
+        ),
+    )
+    theirstack_daily_budget: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Searches sent to TheirStack per UTC day, as JSEARCH_DAILY_BUDGET. Unset: unlimited."
+        ),
+    )
     sentry_dsn: SecretStr | None = Field(
         default=None, description="Sentry DSN for error reports. Unset: Sentry is off."
     )

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from jobsearch.cache import CacheUnavailable
 from jobsearch.deps import RateLimiterDep, SearchServiceDep
+from jobsearch.search import SearchService
 from jobsearch.server import draining
 
 router = APIRouter(tags=["health"])
@@ -88,6 +89,11 @@ async def ready(
                 "quota_remaining": client.quota_remaining,
             }
 
+    budget = await _budget_check(
+        search, [name for name, info in sources.items() if info["configured"]]
+    )
+    budget_spent = budget["status"] == "exhausted"
+
     configured = [info for info in sources.values() if info["configured"]]
     reported = [
         info["quota_remaining"] for info in configured if info["quota_remaining"] is not None
@@ -102,6 +108,7 @@ async def ready(
         database["status"] == "down"
         or rate_limit_store == "down"
         or any(info["circuit"] != "closed" for info in configured)
+        or budget_spent
     ):
         status, code = "degraded", 200
     else:
@@ -115,8 +122,31 @@ async def ready(
                 "rate_limit_store": store,
                 "sources": sources,
                 "quota": quota,
+                # "exhausted" once a configured source's daily budget of paid calls is spent.
+                "budget": budget,
                 # "required": searches need a frontend key (FRONTEND_API_KEYS); "open": not.
                 "auth": {"status": "required" if request.app.state.frontend_keys else "open"},
             },
         },
     )
+
+
+async def _budget_check(search: SearchService, configured: list[str]) -> dict[str, Any]:
+    """Each source's daily budget; "exhausted" once a configured source's is spent."""
+    await search.budgets.refresh()
+    budgets: dict[str, Any] = {}
+    for name in search.clients:
+        state = search.budgets.state(name)
+        budgets[name] = (
+            {"status": state.status}
+            if state.limit is None
+            else {
+                "status": state.status,
+                "limit": state.limit,
+                "remaining": state.remaining,
+                "resets_in_seconds": state.resets_in_seconds,
+                "counted_in": state.counted_in,
+            }
+        )
+    spent = any(budgets[name]["status"] == "exhausted" for name in configured)
+    return {"status": "exhausted" if spent else "ok", "sources": budgets}

@@ -20,9 +20,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         401: "FRONTEND_API_KEYS is set and no valid Authorization: Bearer <key> came.",
         413: BODY_TOO_LARGE_MESSAGE,
         422: "A field, or the X-End-User header, is invalid; the message names it.",
+        408: "The request body did not arrive in time.",
         429: "This address sent too many searches; see Retry-After.",
         502: "The job source failed or answered with unreadable data.",
-        503: "The source is not configured, rate limited, out of quota or paused; see Retry-After.",
+        503: "The source is not configured, rate limited, out of quota, out of today's budget "
+        "(budget_exhausted) or paused, or this worker is overloaded; see Retry-After.",
         504: "The job source did not answer in time.",
     }.items()
 }
