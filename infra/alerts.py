@@ -14,7 +14,15 @@ from typing import Literal
 CERTIFICATE_DAYS = 14
 
 Severity = Literal["critical", "warning"]
-Probe = Literal["health", "ready", "ready_body", "certificate", "quota", "error_rate"]
+Probe = Literal[
+    "health",
+    "ready",
+    "ready_body",
+    "certificate",
+    "quota",
+    "budget",
+    "error_rate",
+]
 
 DEFAULT_RUNBOOK_BASE_URL = (
     "https://github.com/jobsearch-platform/jobsearch-platform/blob/main/runbooks"
@@ -69,6 +77,15 @@ ALERTS: tuple[Alert, ...] = (
         severity="warning",
         probe="quota",
         description="When the quota reaches 0 that source answers 503 upstream_quota_exhausted.",
+    ),
+    Alert(
+        name="JobSearchUpstreamBudgetExhausted",
+        summary="A job source's daily budget of paid calls is spent: searches the cache cannot "
+        "answer get 503 until midnight UTC.",
+        severity="warning",
+        probe="budget",
+        description="JSEARCH_DAILY_BUDGET or THEIRSTACK_DAILY_BUDGET is used up for today "
+        "(GET /ready: checks.budget.status exhausted); cache hits are still served.",
     ),
     Alert(
         name="JobSearchApiHighErrorRate",

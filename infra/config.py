@@ -131,6 +131,14 @@ KEYS: tuple[Key, ...] = (
     Key("cacheTtlMinutes", "integer",
         "CACHE_TTL_MINUTES of the service.",
         "60", default=60),
+    Key("jsearchDailyBudget", "string",
+        "JSEARCH_DAILY_BUDGET of the service: searches sent to JSearch per UTC day; empty: "
+        "unlimited.",
+        "500", default=""),
+    Key("theirstackDailyBudget", "string",
+        "THEIRSTACK_DAILY_BUDGET of the service: searches sent to TheirStack per UTC day; "
+        "empty: unlimited.",
+        "200", default=""),
     Key("frontendOrigins", "array",
         "Browser origins allowed to call the API (CORS_ORIGINS); the frontend link uses them "
         "too.",
@@ -363,6 +371,8 @@ class StackConfig(BaseModel):
     log_level: str
     rate_limit: str
     cache_ttl_minutes: int
+    jsearch_daily_budget: str
+    theirstack_daily_budget: str
     frontend_origins: tuple[str, ...]
     rapid_api_key: SecretStr | None
     theirstack_api_key: SecretStr | None
@@ -559,11 +569,17 @@ class StackConfig(BaseModel):
 
     def service_settings(self) -> dict[str, str]:
         """The service's non-secret settings this stack sets (topology adds the rest)."""
+        budgets = {
+            "JSEARCH_DAILY_BUDGET": self.jsearch_daily_budget.strip(),
+            "THEIRSTACK_DAILY_BUDGET": self.theirstack_daily_budget.strip(),
+        }
         return {
             "LOG_LEVEL": self.log_level,
             "RATE_LIMIT": self.rate_limit,
             "CACHE_TTL_MINUTES": str(self.cache_ttl_minutes),
             "CORS_ORIGINS": _parse_origins(self.frontend_origins),
+            # A budget left empty is not set: unlimited.
+            **{name: value for name, value in budgets.items() if value},
         }
 
     def topology_spec(self, images: Images) -> TopologySpec:
@@ -807,6 +823,8 @@ _SETTING_KEYS = {
     "rate_limit": "rateLimit",
     "cache_ttl_minutes": "cacheTtlMinutes",
     "cors_origins": "frontendOrigins",
+    "jsearch_daily_budget": "jsearchDailyBudget",
+    "theirstack_daily_budget": "theirstackDailyBudget",
 }
 
 

@@ -1,7 +1,7 @@
 """External monitoring: one Checkly check or Sentry rule per alert in infra/alerts.py.
 
 The alert's `probe` says what watches it:
-- health, ready, ready_body, quota: a Checkly API check, every minute, from
+- health, ready, ready_body, quota, budget: a Checkly API check, every minute, from
   every configured location in parallel; it alerts when it fails from two or
   more locations;
 - certificate: a Checkly SSL monitor on the domain;
@@ -36,8 +36,11 @@ ERROR_RATE_WINDOW_MINUTES = 5
 # /ready's summary of the paid quotas: "ok", or "low" once a source reported fewer
 # requests left than the service's threshold (jobsearch.routers.health.QUOTA_LOW_BELOW).
 QUOTA_STATUS = "$.checks.quota.status"
+# /ready's summary of the daily budgets of paid calls: "ok", or "exhausted" once a
+# configured source's budget for the UTC day is spent (jobsearch.budget).
+BUDGET_STATUS = "$.checks.budget.status"
 SENTRY_NAME_LIMIT = 256
-CHECKLY_PROBES = ("health", "ready", "ready_body", "quota")
+CHECKLY_PROBES = ("health", "ready", "ready_body", "quota", "budget")
 
 WEBHOOK_TEMPLATE = json.dumps(
     {
@@ -80,6 +83,9 @@ HTTP_PROBES: dict[str, HttpProbe] = {
         "/ready", (Assertion("JSON_BODY", "NOT_EQUALS", "degraded", "$.status"),)
     ),
     "quota": HttpProbe("/ready", (Assertion("JSON_BODY", "EQUALS", "ok", QUOTA_STATUS),)),
+    "budget": HttpProbe(
+        "/ready", (Assertion("JSON_BODY", "NOT_EQUALS", "exhausted", BUDGET_STATUS),)
+    ),
 }
 
 
