@@ -37,6 +37,8 @@ from infra.config import (
     resolve_images,
     secret,
 )
+from infra.separation import export as separation_export
+from infra.separation import refuse_shared, separated_values
 from infra.topology import describe
 
 
@@ -66,6 +68,9 @@ def _service_secrets(config: StackConfig, database: Database) -> dict[str, pulum
 async def main() -> dict[str, Any]:
     config = load(pulumi.get_stack(), PulumiConfigSource())
     images = await resolve_images(config)
+    if images.reference is not None:
+        # Before any resource: a promoting stack shares no database or API key with its source.
+        await refuse_shared(config, images.reference, images.source)
     topology = describe(config.topology_spec(images.images()))
     registry = _registry(config, images.service)
 
@@ -166,6 +171,8 @@ async def main() -> dict[str, Any]:
         "proxy_image_ref": images.proxy,
         "redis_image_ref": images.redis,
         "images_from": images.source,
+        # One-way fingerprints: a stack promoting from this one checks it shares none of them.
+        "separation": separation_export(separated_values(config), pulumi.get_organization()),
         "schema_migrations": database.applied,
         "monitored_alerts": sorted(monitoring.checks) if monitoring is not None else [],
         "service_name": service.api.name,

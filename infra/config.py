@@ -913,6 +913,8 @@ class ImageRefs:
     proxy: str
     redis: str
     source: str
+    # The source stack, when promoting: infra/separation.py reads it too.
+    reference: pulumi.StackReference | None = None
 
     def images(self) -> Images:
         return Images(service=self.service, proxy=self.proxy, redis=self.redis)
@@ -951,4 +953,4 @@ async def resolve_images(config: StackConfig) -> ImageRefs:
             f"-s {config.stack}"
         )
         service = config.image_ref
-    return ImageRefs(service, exported["proxy"], exported["redis"], name)
+    return ImageRefs(service, exported["proxy"], exported["redis"], name, source)

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from infra import separation
+
 ROOT = Path(__file__).resolve().parents[3]
 PROJECT = "jobsearch"
 
@@ -87,12 +89,21 @@ STACK_SECRETS: dict[str, tuple[str, ...]] = {
     ),
 }  # fmt: skip
 
+# Staging's own database and API keys, as its `separation` output fingerprints them:
+# never prod's (FAKE_SECRETS), as infra/separation.py requires.
+STAGING_SEPARATE_VALUES: dict[str, str] = {
+    "databaseUrl": "supabase:stagingprojectref0",
+    "rapidApiKey": "fake-staging-rapid-api-key-2a7f",
+    "theirstackApiKey": "fake-staging-theirstack-token-8b1d",
+}
+
 # What the staging stack exports, as prod's StackReference reads it.
-STAGING_EXPORTS: dict[str, str] = {
+STAGING_EXPORTS: dict[str, Any] = {
     "image_ref": digest_ref("registry.example.com/acme/jobsearch-api", "4d"),
     "proxy_image_ref": digest_ref("caddy", "5e"),
     "redis_image_ref": digest_ref("redis", "6f"),
     "url": "https://staging-api.example.com",
+    "separation": separation.export(STAGING_SEPARATE_VALUES, "organization"),
 }
 
 
@@ -108,7 +119,7 @@ class StackInput:
     values: dict[str, Any] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     # prod's StackReference to staging; None: the stack reference fails.
-    staging_exports: Mapping[str, str] | None = None
+    staging_exports: Mapping[str, Any] | None = None
 
     def with_values(self, **values: Any) -> StackInput:
         return StackInput(

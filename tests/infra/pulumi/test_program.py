@@ -35,6 +35,7 @@ ALL = ("staging", "prod", "prod-existing", "dev")
 EXPECTED_OUTPUTS = {
     "environment", "url", "host", "host_key", "image_ref", "proxy_image_ref", "redis_image_ref",
     "images_from", "schema_migrations", "monitored_alerts", "service_name", "service_network",
+    "separation",
 }  # fmt: skip
 SERVICE_SECRETS = {"DATABASE_URL", "RAPID_API_KEY", "THEIRSTACK_API_KEY", "SENTRY_DSN"}
 
