@@ -218,12 +218,18 @@ DOCKER_STAND_IN = """\
 printf '%s\\n' "$*" >> "$DOCKER_CALLS"
 case "$1 $2" in
   "login "*) cat > "$DOCKER_CALLS.stdin" ;;
-  "image inspect") echo "$DIGEST_REPLY" ;;
+  "image inspect")
+    case "$*" in
+      *.Size*) echo "${SIZE_REPLY-140000000}" ;;
+      *) echo "$DIGEST_REPLY" ;;
+    esac ;;
 esac
 """
 
 
-def _image_job(tmp_path: Path, digest_reply: str) -> tuple[Any, list[str]]:
+def _image_job(
+    tmp_path: Path, digest_reply: str, size_reply: str = "140000000"
+) -> tuple[Any, list[str]]:
     stand_in(tmp_path / "bin", "docker", DOCKER_STAND_IN)
     run = run_job(
         DELIVER,
@@ -234,6 +240,7 @@ def _image_job(tmp_path: Path, digest_reply: str) -> tuple[Any, list[str]]:
         extra_env={
             "DOCKER_CALLS": str(tmp_path / "calls"),
             "DIGEST_REPLY": digest_reply,
+            "SIZE_REPLY": size_reply,
             "GITHUB_SHA": "0" * 40,
             "GITHUB_ACTOR": "octocat",
             "GITHUB_REPOSITORY": "Acme/jobsearch",
@@ -252,7 +259,14 @@ def test_the_image_job_builds_once_pushes_and_outputs_the_digest(tmp_path: Path)
 
     assert not run.failed, run.log
     assert run.step("Push to GHCR and take the digest").outputs == {"image": pushed}
-    assert [call.split()[0] for call in calls] == ["build", "login", "push", "logout", "image"]
+    assert [call.split()[0] for call in calls] == [
+        "build",
+        "image",  # its size, against the budget
+        "login",
+        "push",
+        "logout",
+        "image",
+    ]
     assert f"--tag ghcr.io/acme/jobsearch-api:{'0' * 40} ." in calls[0]
     assert "ghs_registry_token" not in "\n".join(calls), "the token goes through stdin only"
     assert (tmp_path / "calls.stdin").read_text() == "ghs_registry_token"
