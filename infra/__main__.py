@@ -60,6 +60,7 @@ def _service_secrets(config: StackConfig, database: Database) -> dict[str, pulum
         "RAPID_API_KEY": config.rapid_api_key,
         "THEIRSTACK_API_KEY": config.theirstack_api_key,
         "SENTRY_DSN": config.sentry_dsn,
+        "FRONTEND_API_KEYS": config.frontend_api_keys,
     }
     secrets.update({name: secret(value) for name, value in optional.items() if value is not None})
     return secrets
@@ -158,6 +159,7 @@ async def main() -> dict[str, Any]:
                 team_id=config.vercel_team_id,
                 api_token=secret(config.vercel_api_token),
                 backend_url=url,
+                backend_api_key=secret(key) if (key := config.frontend_backend_key()) else None,
             ),
         )
 

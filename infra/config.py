@@ -152,6 +152,11 @@ KEYS: tuple[Key, ...] = (
     Key("sentryDsn", "string",
         "SENTRY_DSN of the service; empty turns Sentry off." + _SET_ENCRYPTED,
         "<dsn>", default="", secret=True),
+    Key("frontendApiKeys", "string",
+        "FRONTEND_API_KEYS of the service: comma-separated keys the frontend sends as a Bearer "
+        "token (new,old while rotating; the frontend link gives Vercel the first); empty: the "
+        "API is open." + _SET_ENCRYPTED,
+        "<key>", default="", secret=True),
     # Database.
     Key("databaseUrl", "string",
         "Postgres connection string with a role that can migrate (Supabase: the postgres "
@@ -377,6 +382,7 @@ class StackConfig(BaseModel):
     rapid_api_key: SecretStr | None
     theirstack_api_key: SecretStr | None
     sentry_dsn: SecretStr | None
+    frontend_api_keys: SecretStr | None
     database_url: SecretStr
     app_db_password: SecretStr
     host_mode: HostMode
@@ -414,6 +420,7 @@ class StackConfig(BaseModel):
         "rapid_api_key",
         "theirstack_api_key",
         "sentry_dsn",
+        "frontend_api_keys",
         "hcloud_token",
         "cloudflare_api_token",
         "checkly_api_key",
@@ -562,10 +569,19 @@ class StackConfig(BaseModel):
             self.rapid_api_key,
             self.theirstack_api_key,
             self.sentry_dsn,
+            self.frontend_api_keys,
         ]
         message = json.dumps([None if v is None else v.get_secret_value() for v in values])
         key = self.app_db_password.get_secret_value().encode()
         return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+    def frontend_backend_key(self) -> SecretStr | None:
+        """The frontend key the frontend link gives Vercel (BACKEND_API_KEY): the first of
+        frontendApiKeys, so that while rotating ("new,old") the frontend gets the new one."""
+        if self.frontend_api_keys is None:
+            return None
+        first = self.frontend_api_keys.get_secret_value().split(",")[0].strip()
+        return SecretStr(first) if first else None
 
     def service_settings(self) -> dict[str, str]:
         """The service's non-secret settings this stack sets (topology adds the rest)."""
@@ -823,6 +839,7 @@ _SETTING_KEYS = {
     "rate_limit": "rateLimit",
     "cache_ttl_minutes": "cacheTtlMinutes",
     "cors_origins": "frontendOrigins",
+    "frontend_api_keys": "frontendApiKeys",
     "jsearch_daily_budget": "jsearchDailyBudget",
     "theirstack_daily_budget": "theirstackDailyBudget",
 }
@@ -833,6 +850,9 @@ def _service_setting_rules(config: StackConfig) -> list[Problem]:
     before any container changes instead of after."""
     values: dict[str, object] = {"app_env": config.app_env}
     values.update({name.lower(): value for name, value in config.service_settings().items()})
+    if config.frontend_api_keys is not None:
+        # A secret: its messages never echo it.
+        values["frontend_api_keys"] = config.frontend_api_keys.get_secret_value()
     try:
         # These values alone: not the deploying machine's environment or .env.
         settings_from(values)

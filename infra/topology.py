@@ -48,7 +48,13 @@ POSTGRES_UID = "999:999"
 # Settings that carry credentials. They never appear in `env`: each is a Docker
 # secret, mounted at SECRETS_DIR/<NAME>, which the service reads through
 # pydantic-settings' secrets support.
-SERVICE_SECRET_SETTINGS = ("RAPID_API_KEY", "THEIRSTACK_API_KEY", "DATABASE_URL", "SENTRY_DSN")
+SERVICE_SECRET_SETTINGS = (
+    "RAPID_API_KEY",
+    "THEIRSTACK_API_KEY",
+    "DATABASE_URL",
+    "SENTRY_DSN",
+    "FRONTEND_API_KEYS",
+)
 SECRETS_DIR = "/run/secrets"
 
 # What the proxy allows a client (tests/drills/test_slow_clients.py): slow or
