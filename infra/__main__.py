@@ -1,15 +1,16 @@
 """Deploys: the jobsearch API, for one stack (staging, prod, or a developer's dev).
 
-- the container host: an existing server over SSH, a Hetzner Cloud VM, or
-  (dev) this machine's Docker engine;
+- the container host: a swarm of `nodes` machines (existing servers over SSH,
+  or Hetzner Cloud VMs on a private network), or (dev) this machine's Docker
+  engine;
 - the cache database's schema (versioned migrations) and the service's own
   least-privilege login, before any container changes;
 - the service, as infra/topology.py describes it, on Docker Swarm mode: an
   overlay network, Docker secrets and configs, and the swarm services (the
   API's replicas by image digest, Redis, and Caddy with automatic HTTPS),
   whose rollouts and rollbacks the engine runs;
-- the API's DNS record, external checks and alerts, and (optional) the
-  frontend's BACKEND_URL.
+- the API's DNS record, external checks and alerts (with the managers'
+  replicas heartbeat), and (optional) the frontend's BACKEND_URL.
 
 Images are never built here. Staging runs the digest its config names; prod
 runs what staging runs (promoteFrom), unless imageRef overrides it.
@@ -26,6 +27,7 @@ from infra.components.domain import Domain, DomainArgs, record_type
 from infra.components.frontend import Frontend, FrontendArgs
 from infra.components.host import Host, HostArgs, RegistryLogin
 from infra.components.monitoring import Monitoring, MonitoringArgs, SentryAlerting
+from infra.components.replica_watch import ReplicaWatch, ReplicaWatchArgs
 from infra.components.service import Service, ServiceArgs
 from infra.config import (
     KEYS_BY_NAME,
@@ -84,7 +86,10 @@ async def main() -> dict[str, Any]:
             ssh_port=config.ssh_port,
             address=config.host_address,
             host_key=config.host_key,
+            servers=config.existing_servers() if config.host_mode == "existing" else (),
+            nodes=config.nodes,
             ssh_public_key=config.ssh_public_key,
+            smoke_public_key=config.smoke_ssh_public_key,
             server_type=config.hcloud_server_type,
             location=config.hcloud_location,
             image=config.hcloud_image,
@@ -127,6 +132,18 @@ async def main() -> dict[str, Any]:
         )
     monitoring = None
     if config.monitored and config.checkly_api_key is not None:
+        heartbeat = None
+        if config.host_mode != "local":
+            heartbeat = secret(config.heartbeat_token())
+            ReplicaWatch(
+                "replica-watch",
+                ReplicaWatchArgs(
+                    host=host,
+                    environment=config.environment,
+                    ping_token=heartbeat,
+                    after=tuple(service.services.values()),
+                ),
+            )
         monitoring = Monitoring(
             "monitoring",
             MonitoringArgs(
@@ -148,6 +165,7 @@ async def main() -> dict[str, Any]:
                 )
                 if config.sentry_alerting and config.sentry_auth_token is not None
                 else None,
+                heartbeat_token=heartbeat,
             ),
         )
     if config.frontend_link and config.vercel_api_token is not None:
@@ -169,6 +187,11 @@ async def main() -> dict[str, Any]:
         "url": url,
         "host": host.address,
         "host_key": host.host_key,
+        "docker_host": host.docker_host,
+        # Every node's public address, the first manager first (existing: as configured).
+        "nodes": pulumi.Output.all(*[node.address for node in host.nodes])
+        if host.nodes
+        else [host.address],
         "image_ref": images.service,
         "proxy_image_ref": images.proxy,
         "redis_image_ref": images.redis,

@@ -22,7 +22,11 @@ Probe = Literal[
     "quota",
     "budget",
     "error_rate",
+    "replicas",
 ]
+# How long running replicas may stay below the desired count before
+# JobSearchReplicasMissing fires.
+REPLICAS_MISSING_MINUTES = 5
 
 DEFAULT_RUNBOOK_BASE_URL = (
     "https://github.com/jobsearch-platform/jobsearch-platform/blob/main/runbooks"
@@ -86,6 +90,14 @@ ALERTS: tuple[Alert, ...] = (
         probe="budget",
         description="JSEARCH_DAILY_BUDGET or THEIRSTACK_DAILY_BUDGET is used up for today "
         "(GET /ready: checks.budget.status exhausted); cache hits are still served.",
+    ),
+    Alert(
+        name="JobSearchReplicasMissing",
+        summary="Running replicas of a service stayed below the desired count for 5 minutes.",
+        severity="warning",
+        probe="replicas",
+        description="A node is lost or drained, or an image crash-loops: the engine cannot "
+        "run every task; the API still answers with the replicas left.",
     ),
     Alert(
         name="JobSearchApiHighErrorRate",

@@ -26,10 +26,14 @@ from pydantic.alias_generators import to_camel
 
 from infra.alerts import DEFAULT_RUNBOOK_BASE_URL
 from infra.image_refs import DIGEST, digest_reference
-from infra.topology import PROJECT, Images, TopologySpec, app_env, https_origin
+from infra.topology import PROJECT, Images, TopologySpec, app_env, https_origin, manager_count
 from jobsearch.settings import settings_from  # the service's one list of settings
 
 STACK_ENVIRONMENTS = ("dev", "staging", "prod")
+# More nodes than this is another project (and another Hetzner quota); the swarm would
+# manage it, the firewall and the private subnet's fixed addresses would too.
+MAX_NODES = 16
+NodeRole = Literal["manager", "worker"]
 # The Supavisor transaction pooler: it drops prepared statements between
 # transactions, which psycopg relies on (service/jobsearch/settings.py).
 TRANSACTION_POOLER_PORT = 6543
@@ -40,6 +44,31 @@ Kind = Literal["string", "integer", "boolean", "array"]
 StackEnvironment = Literal["dev", "staging", "prod"]
 HostMode = Literal["existing", "hcloud", "local"]
 Default = str | int | bool | tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ExistingServer:
+    """One entry of jobsearch:servers: a server this stack deploys to but does not create."""
+
+    address: str
+    host_key: str
+    role: NodeRole
+
+
+def parse_server(entry: str) -> ExistingServer:
+    """'address keytype base64 [manager|worker]' (the role is optional: manager for the first
+    server, the next two when there are three or more, workers after; see
+    existing_servers)."""
+    words = entry.split()
+    if len(words) not in (3, 4):
+        raise ValueError(
+            f"{entry!r} is not 'address hostKey [manager|worker]' "
+            "(the host key as ssh-keyscan -t ed25519 prints it: type and base64)"
+        )
+    role = words[3] if len(words) == 4 else ""
+    if role not in ("", "manager", "worker"):
+        raise ValueError(f"{entry!r}: the role must be manager or worker (got {role!r})")
+    return ExistingServer(words[0], f"{words[1]} {words[2]}", role or "worker")  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -179,6 +208,15 @@ KEYS: tuple[Key, ...] = (
     Key("hostKey", "string",
         "existing: the server's SSH host key, as printed by ssh-keyscan -t ed25519 <host>.",
         "'ssh-ed25519 <base64>'", default=""),
+    Key("nodes", "integer",
+        f"Swarm nodes (1 to {MAX_NODES}; prod: at least 2). hcloud: the stack creates them on a "
+        "private network, with 3 managers from 3 nodes; existing: as many as servers lists.",
+        "3", default=1),
+    Key("servers", "array",
+        "existing, more than one node: each server as 'address hostKey [manager|worker]' "
+        "(hostKey as ssh-keyscan -t ed25519 prints it), the first a manager; replaces "
+        "hostAddress and hostKey.",
+        "'<203.0.113.10> ssh-ed25519 <base64> manager'", default=()),
     Key("sshUser", "string",
         "User that deploys over SSH; it must be in the docker group.",
         "deploy", default="deploy"),
@@ -188,6 +226,10 @@ KEYS: tuple[Key, ...] = (
     Key("sshPublicKey", "string",
         "hcloud: public key the deploy user logs in with.",
         "'ssh-ed25519 <base64> deploy'", default=""),
+    Key("smokeSshPublicKey", "string",
+        "hcloud: public key of the smoke checks' restricted smoke user, on every node; empty: "
+        "no such user.",
+        "'ssh-ed25519 <base64> smoke'", default=""),
     Key("hcloudServerType", "string",
         "hcloud: server type.",
         "cx22", default="cx22"),
@@ -388,9 +430,12 @@ class StackConfig(BaseModel):
     host_mode: HostMode
     host_address: str
     host_key: str
+    nodes: int
+    servers: tuple[str, ...]
     ssh_user: str
     ssh_port: int
     ssh_public_key: str
+    smoke_ssh_public_key: str
     hcloud_server_type: str
     hcloud_location: str
     hcloud_image: str
@@ -448,6 +493,13 @@ class StackConfig(BaseModel):
     def _long_password(cls, value: SecretStr) -> SecretStr:
         if len(value.get_secret_value()) < MIN_APP_PASSWORD_LENGTH:
             raise ValueError(f"must be at least {MIN_APP_PASSWORD_LENGTH} characters long")
+        return value
+
+    @field_validator("nodes")
+    @classmethod
+    def _node_count(cls, value: int) -> int:
+        if not 1 <= value <= MAX_NODES:
+            raise ValueError(f"must be between 1 and {MAX_NODES} (got {value})")
         return value
 
     @field_validator("replicas", "workers")
@@ -517,7 +569,7 @@ class StackConfig(BaseModel):
                 raise ValueError(f"{address!r} is not an email address")
         return value
 
-    @field_validator("host_key", "ssh_public_key")
+    @field_validator("host_key", "ssh_public_key", "smoke_ssh_public_key")
     @classmethod
     def _ssh_key(cls, value: str) -> str:
         value = value.strip()
@@ -531,6 +583,29 @@ class StackConfig(BaseModel):
         if not value.startswith("https://"):
             raise ValueError(f"must be an https:// URL (got {value!r})")
         return value.rstrip("/")
+
+    def existing_servers(self) -> tuple[ExistingServer, ...]:
+        """hostMode existing: every server, the first manager first. From `servers`, or the
+        one hostAddress and hostKey. A server without a role is a manager if it is among
+        the first manager_count(nodes), else a worker."""
+        if not self.servers:
+            return (ExistingServer(self.host_address, self.host_key, "manager"),)
+        managers = manager_count(len(self.servers))
+        parsed = []
+        for index, entry in enumerate(self.servers):
+            server = parse_server(entry)
+            if len(entry.split()) == 3:
+                role: NodeRole = "manager" if index < managers else "worker"
+                server = ExistingServer(server.address, server.host_key, role)
+            parsed.append(server)
+        return tuple(parsed)
+
+    def heartbeat_token(self) -> SecretStr:
+        """The replicas heartbeat's ping token (JobSearchReplicasMissing): a keyed hash, so
+        that nobody without appDbPassword can ping it, and stable across runs."""
+        key = self.app_db_password.get_secret_value().encode()
+        message = f"jobsearch:{self.environment}:replicas-heartbeat".encode()
+        return SecretStr(hmac.new(key, message, hashlib.sha256).hexdigest()[:32])
 
     @property
     def promotes(self) -> bool:
@@ -611,6 +686,7 @@ class StackConfig(BaseModel):
             settings=self.service_settings(),
             subnet_octet=self.subnet_octet,
             service_memory_mb=self.service_memory_mb,
+            nodes=self.nodes,
         )
 
 
@@ -748,15 +824,96 @@ def _host_rules(config: StackConfig) -> list[Problem]:
             _problem("hostMode", f"local is for dev stacks only, not {config.environment}")
         )
     if config.host_mode == "existing":
-        if not config.host_address:
-            problems.append(_problem("hostAddress", "is not set (hostMode is existing)"))
-        if not config.host_key:
-            problems.append(_problem("hostKey", "is not set: deploys check the server's identity"))
+        if config.servers:
+            problems.extend(_servers_problems(config))
+        else:
+            if not config.host_address:
+                problems.append(_problem("hostAddress", "is not set (hostMode is existing)"))
+            if not config.host_key:
+                problems.append(
+                    _problem("hostKey", "is not set: deploys check the server's identity")
+                )
+            if config.nodes > 1:
+                problems.append(
+                    _problem(
+                        "servers",
+                        f"is empty, but nodes is {config.nodes}: list every server "
+                        "(hostAddress and hostKey name one)",
+                    )
+                )
+    return problems
+
+
+def _node_rules(config: StackConfig) -> list[Problem]:
+    problems = []
+    if config.host_mode != "existing" and config.servers:
+        problems.append(_problem("servers", f"is for hostMode existing, not {config.host_mode}"))
+    if config.host_mode == "local" and config.nodes > 1:
+        problems.append(_problem("nodes", f"must be 1 with hostMode local (got {config.nodes})"))
+    if (
+        config.host_mode == "hcloud"
+        and config.nodes > 1
+        and config.subnet_octet == PRIVATE_NETWORK_OCTET
+    ):
+        problems.append(
+            _problem(
+                "subnetOctet",
+                f"must not be {PRIVATE_NETWORK_OCTET}: 10.{PRIVATE_NETWORK_OCTET}.0.0/16 is the "
+                "nodes' private network",
+            )
+        )
     if config.host_mode == "hcloud":
         if config.hcloud_token is None:
             problems.append(_problem("hcloudToken", "is not set (hostMode is hcloud)"))
         if not config.ssh_public_key:
             problems.append(_problem("sshPublicKey", "is not set (hostMode is hcloud)"))
+    return problems
+
+
+# The second octet of the hcloud private network, 10.254.0.0/16 (host.py's PRIVATE_NETWORK).
+PRIVATE_NETWORK_OCTET = 254
+
+
+def _servers_problems(config: StackConfig) -> list[Problem]:
+    problems = []
+    parsed = []
+    for entry in config.servers:
+        try:
+            parsed.append(parse_server(entry))
+        except ValueError as error:
+            problems.append(_problem("servers", str(error)))
+            continue
+        address = entry.split()[0]
+        if not _is_host_address(address):
+            problems.append(_problem("servers", f"{address!r} is not an IP address or a DNS name"))
+        if not _SSH_KEY.fullmatch(parsed[-1].host_key):
+            problems.append(_problem("servers", f"{address}: the host key is not one OpenSSH key"))
+    if problems:
+        return problems
+    if config.host_address or config.host_key:
+        problems.append(
+            _problem("hostAddress", "and hostKey must be empty when servers lists the servers")
+        )
+    if len(config.servers) != config.nodes:
+        problems.append(
+            _problem(
+                "nodes",
+                f"is {config.nodes}, but servers lists {len(config.servers)}: they must agree",
+            )
+        )
+    roles = [server.role for server in config.existing_servers()]
+    if roles[0] != "manager":
+        problems.append(_problem("servers", "must list a manager first: it inits the swarm"))
+    if roles.count("manager") % 2 == 0:
+        problems.append(
+            _problem(
+                "servers",
+                f"lists {roles.count('manager')} managers: an odd number keeps a Raft quorum",
+            )
+        )
+    addresses = [server.address for server in config.existing_servers()]
+    if len(set(addresses)) != len(addresses):
+        problems.append(_problem("servers", "lists a server twice"))
     return problems
 
 
@@ -767,6 +924,13 @@ def _production_rules(config: StackConfig) -> list[Problem]:
     problems = []
     if config.environment == "prod" and config.replicas < 2:
         problems.append(_problem("replicas", f"must be at least 2 in prod (got {config.replicas})"))
+    if config.environment == "prod" and config.nodes < 2:
+        problems.append(
+            _problem(
+                "nodes",
+                f"must be at least 2 in prod: one machine is lost whole (got {config.nodes})",
+            )
+        )
     if not config.domain:
         problems.append(_problem("domain", "is not set: staging and prod serve HTTPS only"))
     if config.domain and not config.cloudflare_zone_id:
@@ -869,6 +1033,7 @@ def _service_setting_rules(config: StackConfig) -> list[Problem]:
 RULES: tuple[Rule, ...] = (
     _image_rules,
     _host_rules,
+    _node_rules,
     _production_rules,
     _monitoring_rules,
     _frontend_rules,

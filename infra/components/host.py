@@ -1,17 +1,28 @@
-"""The container host: an existing server, a Hetzner Cloud VM, or this machine's engine.
+"""The container host: a swarm of existing servers or Hetzner Cloud VMs, or this machine's
+engine.
 
 Every stack reaches Docker the same way, through a pulumi-docker provider: over
-SSH (`ssh://deploy@host`) for a server, over the local socket for a dev stack.
-The server's SSH host key is pinned, never learned on first use: an existing
-server's comes from config, and a VM's is generated here and handed to it by
-cloud-init, so the first connection is already verified.
+SSH (`ssh://deploy@host`) to the first manager, over the local socket for a dev
+stack. Every server's SSH host key is pinned, never learned on first use: an
+existing server's comes from config, and a VM's is generated here and handed to
+it by cloud-init, so the first connection is already verified.
+
+With more than one node (jobsearch:nodes), the first manager inits the swarm on
+its private address, the others join it with a join token read from it and held
+as a Pulumi secret (one manager, or three from three nodes), and the first
+manager carries the labels that pin the proxy and Redis to it. Each extra node
+has a membership command on the first manager whose delete drains the node, waits
+for its tasks to run elsewhere and removes it from the swarm: it depends on the
+node, so Pulumi deletes it (and drains) before it deletes the server.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 
 import pulumi
 import pulumi_command as command
@@ -19,11 +30,25 @@ import pulumi_docker as docker
 import pulumi_hcloud as hcloud
 import pulumi_tls as tls
 
-from infra.config import HostMode
+from infra.config import ExistingServer, HostMode, NodeRole
+from infra.topology import DATASTORE_LABEL, EDGE_LABEL, NODE_MARKER, manager_count
 
 COMPONENT_TYPE = "jobsearch:platform:Host"
 # How long `docker` waits for a reboot-fresh VM's SSH before giving up.
 _DIAL_ATTEMPTS = 40
+# The nodes' private network (hcloud); node i gets PRIVATE_SUBNET's .(10 + i).
+PRIVATE_NETWORK = "10.254.0.0/16"
+PRIVATE_SUBNET = "10.254.1.0/24"
+# What the swarm's nodes say to each other, only ever from the private network:
+# cluster management, the nodes' gossip, and the overlay network's VXLAN.
+SWARM_PORTS: tuple[tuple[str, int], ...] = (
+    ("tcp", 2377),
+    ("tcp", 7946),
+    ("udp", 7946),
+    ("udp", 4789),
+)
+# How long removing a node waits for its tasks to run elsewhere.
+DRAIN_TIMEOUT_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -41,9 +66,12 @@ class HostArgs:
     environment: str
     ssh_user: str = "deploy"
     ssh_port: int = 22
-    # existing
+    # existing: one server (address and host_key), or `servers`, the first a manager
     address: str = ""
     host_key: str = ""
+    servers: tuple[ExistingServer, ...] = ()
+    # hcloud: how many servers to create (existing: len(servers))
+    nodes: int = 1
     # hcloud
     ssh_public_key: str = ""
     # The smoke tests' restricted login (SMOKE_USER); empty: no such user.
@@ -178,6 +206,22 @@ def docker_ssh_options(host_key: str) -> list[str]:
     ]  # fmt: skip
 
 
+def private_address(index: int) -> str:
+    """Node `index`'s fixed address on the private subnet (.10, .11, ...)."""
+    return PRIVATE_SUBNET.rsplit(".", 1)[0] + f".{10 + index}"
+
+
+def network_zone(location: str) -> str:
+    """The Hetzner network zone of a location (a subnet lives in one zone)."""
+    zones = {"ash": "us-east", "hil": "us-west", "sin": "ap-southeast"}
+    return zones.get(location.rstrip("0123456789"), "eu-central")
+
+
+def node_name(environment: str, index: int) -> str:
+    """The server's (and its swarm node's) name; the first keeps a one-node stack's name."""
+    return f"jobsearch-{environment}" if index == 0 else f"jobsearch-{environment}-{index + 1}"
+
+
 def cloud_init(
     *,
     user: str,
@@ -187,11 +231,13 @@ def cloud_init(
     ssh_port: int,
     public_ports: Sequence[int],
     smoke_public_key: str = "",
+    swarm_source: str = "",
 ) -> str:
     """First-boot setup of a VM: Docker, the deploy user, upgrades, SSH and a firewall
     (ufw for what comes in; a DOCKER-USER rule keeps containers from the metadata service).
 
-    With `smoke_public_key`, the smoke tests' restricted user (SMOKE_USER) too.
+    With `smoke_public_key`, the smoke tests' restricted user (SMOKE_USER) too. With
+    `swarm_source` (the private network's range), the swarm's ports from there only.
     JSON is valid YAML, so the document is written with json and needs no YAML library.
     """
     allowed = [ssh_port, *public_ports]
@@ -235,7 +281,8 @@ def cloud_init(
         "users": users,
         "package_update": True,
         "package_upgrade": True,
-        "packages": ["docker.io", "unattended-upgrades", "ufw"],
+        # cron: the replicas heartbeat (infra/components/replica_watch.py).
+        "packages": ["docker.io", "unattended-upgrades", "ufw", "cron"],
         "write_files": [
             {
                 "path": "/etc/apt/apt.conf.d/20auto-upgrades",
@@ -280,11 +327,21 @@ def cloud_init(
             ["ufw", "default", "deny", "incoming"],
             ["ufw", "default", "allow", "outgoing"],
             *[["ufw", "allow", f"{port}/tcp"] for port in allowed],
+            *_ufw_swarm_rules(swarm_source),
             ["ufw", "--force", "enable"],
             ["systemctl", "restart", "ssh"],
         ],
     }
     return "#cloud-config\n" + json.dumps(document, indent=2) + "\n"
+
+
+def _ufw_swarm_rules(source: str) -> list[list[str]]:
+    if not source:
+        return []
+    return [
+        ["ufw", "allow", "from", source, "to", "any", "port", str(port), "proto", protocol]
+        for protocol, port in SWARM_PORTS
+    ]
 
 
 def firewall_rules(ports: Sequence[int]) -> list[hcloud.FirewallRuleArgs]:
@@ -300,13 +357,147 @@ def firewall_rules(ports: Sequence[int]) -> list[hcloud.FirewallRuleArgs]:
     ]
 
 
+def swarm_firewall_rules(source: str) -> list[hcloud.FirewallRuleArgs]:
+    """The swarm's ports, from the private network only (and ufw on each VM says the same:
+    Hetzner's firewall filters the public interface, ufw every interface)."""
+    return [
+        hcloud.FirewallRuleArgs(
+            direction="in",
+            protocol=protocol,
+            port=str(port),
+            source_ips=[source],
+            description=f"swarm {protocol} {port}",
+        )
+        for protocol, port in SWARM_PORTS
+    ]
+
+
+_NODE_ID = "docker info --format '{{.Swarm.NodeID}}'"
+_NODE_STATE = "docker info --format '{{.Swarm.LocalNodeState}}'"
+
+
+def _script(lines: Sequence[str]) -> str:
+    return "\n".join(lines) + "\n"
+
+
+def init_swarm_script(node: str, advertise: str, *, readvertise: bool) -> str:
+    """On the first manager: swarm mode on its (private) address, and the labels that pin
+    the proxy and Redis to it. Prints the node's ID. Safe to run again.
+
+    `readvertise`: a one-node swarm that advertises another address (a stack that grew
+    from one VM, initialised on its public address) is re-created on the private one with
+    `--force-new-cluster`, which keeps its services, secrets and configs."""
+    address = shlex.quote(advertise)
+    lines = [
+        f"{NODE_MARKER}{node}",
+        "set -eu",
+        f'if [ "$({_NODE_STATE})" != active ]; then',
+        f"  docker swarm init --advertise-addr {address} >/dev/null",
+    ]
+    if readvertise:
+        lines += [
+            "elif [ \"$(docker info --format '{{.Swarm.NodeAddr}}')\" != " + address + " ] \\",
+            '    && [ "$(docker node ls -q | wc -l)" -eq 1 ]; then',
+            f"  docker swarm init --force-new-cluster --advertise-addr {address} >/dev/null",
+        ]
+    labels = f"--label-add {DATASTORE_LABEL}=true --label-add {EDGE_LABEL}=true"
+    lines += ["fi", f'docker node update {labels} "$({_NODE_ID})" >/dev/null', _NODE_ID]
+    return _script(lines)
+
+
+def join_script(node: str, advertise: str, manager: str) -> str:
+    """On a node: join the swarm (the token in SWARM_JOIN_TOKEN), unless it is in one;
+    print the node's ID."""
+    join = (
+        f'docker swarm join --token "$SWARM_JOIN_TOKEN" --advertise-addr'
+        f" {shlex.quote(advertise)} {shlex.quote(manager)}:2377"
+    )
+    state = f'if [ "$({_NODE_STATE})" != active ]; then'
+    return _script(
+        [f"{NODE_MARKER}{node}", "set -eu", state, f"  {join} >/dev/null", "fi", _NODE_ID]
+    )
+
+
+def membership_script(node: str, node_id: str, role: NodeRole) -> str:
+    """On the first manager: the node's role (promoted or demoted to it). Safe to run again."""
+    verb = "promote" if role == "manager" else "demote"
+    return _script(
+        [f"# {node}", "set -eu", f"docker node {verb} {shlex.quote(node_id)} >/dev/null"]
+    )
+
+
+# Tasks of the node still running, and services of the project short of replicas.
+_ON_NODE = "docker node ps \"$node\" --format '{{.CurrentState}}' | grep -c '^Running' || true"
+_SHORT = (
+    "docker service ls --filter label=org.jobsearch.project=jobsearch --format '{{.Replicas}}'"
+    " | awk '{split($1, r, \"/\"); if (r[1] != r[2]) n++} END {print n + 0}'"
+)
+
+
+def drain_script(node_id: str, timeout_seconds: int = DRAIN_TIMEOUT_SECONDS) -> str:
+    """On the first manager, before a node's server is deleted: drain it, wait until none
+    of its tasks runs and every service of the project has all its replicas running again
+    (elsewhere), then demote it if it is a manager and remove it from the swarm."""
+    return _script(
+        [
+            "set -eu",
+            f"node={shlex.quote(node_id)}",
+            'if ! docker node inspect "$node" >/dev/null 2>&1; then exit 0; fi',
+            'docker node update --availability drain "$node" >/dev/null',
+            f"deadline=$(( $(date +%s) + {timeout_seconds} ))",
+            "while :; do",
+            f"  on_node=$({_ON_NODE})",
+            f"  short=$({_SHORT})",
+            '  if [ "$on_node" -eq 0 ] && [ "$short" -eq 0 ]; then break; fi',
+            '  if [ "$(date +%s)" -ge "$deadline" ]; then',
+            f'    echo "node $node: tasks still there or services short after {timeout_seconds} s"'
+            " >&2",
+            "    exit 1",
+            "  fi",
+            "  sleep 5",
+            "done",
+            "role=$(docker node inspect --format '{{.Spec.Role}}' \"$node\")",
+            'if [ "$role" = manager ]; then docker node demote "$node" >/dev/null; fi',
+            'docker node rm --force "$node" >/dev/null',
+        ]
+    )
+
+
+@dataclass
+class Node:
+    """One server of the swarm, as the deployer reaches it."""
+
+    index: int
+    name: str
+    role: NodeRole
+    address: pulumi.Output[str]
+    host_key: pulumi.Input[str]
+    # Where the swarm reaches it: its private address (hcloud), else its address.
+    advertise: str
+    connection: command.remote.ConnectionArgs
+    # What must be done before anything runs on it (cloud-init).
+    ready: list[pulumi.Resource] = field(default_factory=list)
+    # A new value (a server created again) joins the node to the swarm again.
+    identity: list[pulumi.Input[str]] = field(default_factory=list)
+
+
 class Host(pulumi.ComponentResource):
-    """Where the containers run, and how the deployer reaches it."""
+    """Where the containers run, and how the deployer reaches it: the first manager's
+    engine, and every node over SSH."""
 
     address: pulumi.Output[str]
     # The SSH host key deploys pin (not a secret: it is the server's public key).
     host_key: pulumi.Output[str]
+    # Where the first manager's swarm listens (its private address with hcloud).
+    advertise_address: pulumi.Output[str]
+    # The first manager's engine as DOCKER_HOST takes it (`ops status` asks it).
+    docker_host: pulumi.Output[str]
     docker: docker.Provider
+    nodes: list[Node]
+    # What forms the swarm (init, joins, roles): the services wait for all of it.
+    members: list[pulumi.Resource]
+    # The join tokens, Pulumi secrets (only with more than one node).
+    join_tokens: dict[NodeRole, pulumi.Output[str]]
 
     def __init__(
         self, name: str, args: HostArgs, opts: pulumi.ResourceOptions | None = None
@@ -315,7 +506,9 @@ class Host(pulumi.ComponentResource):
         self._mode = args.mode
         self._docker_host = args.docker_host
         self._connection: command.remote.ConnectionArgs | None = None
-        ready: list[pulumi.Resource] = []
+        self.nodes = []
+        self.members = []
+        self.join_tokens = {}
         registry_auth = (
             [
                 docker.ProviderRegistryAuthArgs(
@@ -331,6 +524,8 @@ class Host(pulumi.ComponentResource):
         if args.mode == "local":
             self.address = pulumi.Output.from_input("127.0.0.1")
             self.host_key = pulumi.Output.from_input("")
+            self.advertise_address = self.address
+            self.docker_host = pulumi.Output.from_input(args.docker_host)
             self.docker = docker.Provider(
                 f"{name}-docker",
                 host=args.docker_host,
@@ -340,104 +535,234 @@ class Host(pulumi.ComponentResource):
             self.register_outputs({"address": self.address, "host_key": self.host_key})
             return
 
-        host_key: pulumi.Input[str]
-        server: hcloud.Server | None = None
         if args.mode == "existing":
-            self.address = pulumi.Output.from_input(args.address)
-            host_key = args.host_key
+            self.nodes = self._existing_nodes(args)
         else:
-            server, host_key = self._create_server(name, args)
-            self.address = server.ipv4_address
-        self.host_key = pulumi.Output.from_input(host_key)
-        self._connection = self._ssh(args, host_key)
-        if server is not None:
-            # The deploy user may use Docker only once cloud-init has finished.
-            ready.append(
-                command.remote.Command(
-                    f"{name}-cloud-init",
-                    connection=self._connection,
-                    create="cloud-init status --wait >/dev/null; cloud-init status",
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[server]),
+            self.nodes = self._create_servers(name, args)
+        for node in self.nodes:
+            if args.mode == "hcloud":
+                # The deploy user may use Docker only once cloud-init has finished.
+                node.ready.append(
+                    command.remote.Command(
+                        _indexed(f"{name}-cloud-init", node.index),
+                        connection=node.connection,
+                        create="cloud-init status --wait >/dev/null; cloud-init status",
+                        opts=pulumi.ResourceOptions(parent=self, depends_on=node.ready),
+                    )
                 )
-            )
+        first = self.nodes[0]
+        self.address = first.address
+        self.host_key = pulumi.Output.from_input(first.host_key)
+        self.advertise_address = pulumi.Output.from_input(first.advertise)
+        self._connection = first.connection
+        self.docker_host = pulumi.Output.concat(
+            "ssh://", args.ssh_user, "@", self.address, ":", str(args.ssh_port)
+        )
         self.docker = docker.Provider(
             f"{name}-docker",
-            host=pulumi.Output.concat(
-                "ssh://", args.ssh_user, "@", self.address, ":", str(args.ssh_port)
-            ),
-            ssh_opts=pulumi.Output.from_input(host_key).apply(docker_ssh_options),
+            host=self.docker_host,
+            ssh_opts=pulumi.Output.from_input(first.host_key).apply(docker_ssh_options),
             registry_auth=registry_auth,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=ready),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=first.ready),
         )
-        self.register_outputs({"address": self.address, "host_key": self.host_key})
+        self._form_swarm(name, args)
+        self.register_outputs(
+            {
+                "address": self.address,
+                "host_key": self.host_key,
+                "nodes": [node.name for node in self.nodes],
+            }
+        )
 
-    def _ssh(self, args: HostArgs, host_key: pulumi.Input[str]) -> command.remote.ConnectionArgs:
+    @property
+    def managers(self) -> list[Node]:
+        return [node for node in self.nodes if node.role == "manager"]
+
+    def _existing_nodes(self, args: HostArgs) -> list[Node]:
+        servers = args.servers or (ExistingServer(args.address, args.host_key, "manager"),)
+        return [
+            Node(
+                index=index,
+                name=node_name(args.environment, index),
+                role=server.role,
+                address=pulumi.Output.from_input(server.address),
+                host_key=server.host_key,
+                advertise=server.address,
+                connection=self._ssh(args, server.address, server.host_key),
+            )
+            for index, server in enumerate(servers)
+        ]
+
+    def _ssh(
+        self, args: HostArgs, address: pulumi.Input[str], host_key: pulumi.Input[str]
+    ) -> command.remote.ConnectionArgs:
         return command.remote.ConnectionArgs(
-            host=self.address,
+            host=address,
             port=args.ssh_port,
             user=args.ssh_user,
             host_key=host_key,
             dial_error_limit=_DIAL_ATTEMPTS,
         )
 
-    def _create_server(self, name: str, args: HostArgs) -> tuple[hcloud.Server, pulumi.Output[str]]:
+    def _form_swarm(self, name: str, args: HostArgs) -> None:
+        """The first manager inits the swarm; every other node joins it and is given its
+        role by a membership command whose delete drains and removes it."""
+        first = self.nodes[0]
+        init = command.remote.Command(
+            f"{name}-swarm",
+            connection=first.connection,
+            # Plain text, known at preview (the policy pack counts the nodes by it).
+            create=init_swarm_script(
+                first.name, first.advertise, readvertise=args.mode == "hcloud"
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=first.ready),
+        )
+        self.members.append(init)
+        if len(self.nodes) == 1:
+            return
+        roles: list[NodeRole] = ["worker"]
+        if any(node.role == "manager" for node in self.nodes[1:]):
+            roles.append("manager")
+        for role in roles:
+            reader = command.remote.Command(
+                f"{name}-join-token-{role}",
+                connection=first.connection,
+                create=f"docker swarm join-token -q {role}",
+                # Anyone with it joins the swarm (a manager's runs every container):
+                # encrypted in state, [secret] in every preview and log.
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[init], additional_secret_outputs=["stdout"]
+                ),
+            )
+            token: pulumi.Output[str] = pulumi.Output.secret(reader.stdout.apply(_stripped))
+            self.join_tokens[role] = token
+        for node in self.nodes[1:]:
+            joined = command.remote.Command(
+                _indexed(f"{name}-join", node.index),
+                connection=node.connection,
+                create=join_script(node.name, node.advertise, first.advertise),
+                environment={"SWARM_JOIN_TOKEN": self.join_tokens[node.role]},
+                triggers=node.identity or None,
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[*node.ready, init],
+                    additional_secret_outputs=["environment"],
+                ),
+            )
+            node_id = joined.stdout.apply(_stripped)
+            member = command.remote.Command(
+                _indexed(f"{name}-node", node.index),
+                connection=first.connection,
+                create=node_id.apply(partial(membership_script, node.name, role=node.role)),
+                # Before the server goes (this depends on it, so Pulumi deletes it first).
+                delete=node_id.apply(drain_script),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[joined, init]),
+            )
+            self.members += [joined, member]
+
+    def _create_servers(self, name: str, args: HostArgs) -> list[Node]:
         child = pulumi.ResourceOptions(parent=self)
         provider = hcloud.Provider(f"{name}-hcloud", token=args.hcloud_token, opts=child)
         in_hcloud = pulumi.ResourceOptions(parent=self, provider=provider)
         labels = {"project": "jobsearch", "environment": args.environment}
-        host_key = tls.PrivateKey(f"{name}-ssh-host-key", algorithm="ED25519", opts=child)
         deploy_key = hcloud.SshKey(
             f"{name}-deploy-key",
             public_key=args.ssh_public_key,
             labels=labels,
             opts=in_hcloud,
         )
-        firewall = hcloud.Firewall(
-            f"{name}-firewall",
-            rules=firewall_rules([args.ssh_port, *args.public_ports]),
+        network = hcloud.Network(
+            f"{name}-network",
+            name=f"jobsearch-{args.environment}",
+            ip_range=PRIVATE_NETWORK,
             labels=labels,
             opts=in_hcloud,
         )
-
-        def render(keys: list[str]) -> str:
-            return cloud_init(
-                user=args.ssh_user,
-                user_public_key=args.ssh_public_key,
-                host_private_key=keys[0],
-                host_public_key=keys[1].strip(),
-                ssh_port=args.ssh_port,
-                public_ports=args.public_ports,
-                smoke_public_key=args.smoke_public_key,
+        subnet = hcloud.NetworkSubnet(
+            f"{name}-subnet",
+            network_id=network.id.apply(int),
+            type="cloud",
+            network_zone=network_zone(args.location),
+            ip_range=PRIVATE_SUBNET,
+            opts=in_hcloud,
+        )
+        firewall = hcloud.Firewall(
+            f"{name}-firewall",
+            rules=[
+                *firewall_rules([args.ssh_port, *args.public_ports]),
+                *swarm_firewall_rules(PRIVATE_NETWORK),
+            ],
+            labels=labels,
+            opts=in_hcloud,
+        )
+        managers = manager_count(args.nodes)
+        nodes = []
+        for index in range(args.nodes):
+            host_key = tls.PrivateKey(
+                _indexed(f"{name}-ssh-host-key", index), algorithm="ED25519", opts=child
             )
 
-        rendered: pulumi.Output[str] = pulumi.Output.all(
-            host_key.private_key_openssh, host_key.public_key_openssh
-        ).apply(render)
-        # The private host key makes user data a secret; it reaches only the VM.
-        user_data: pulumi.Output[str] = pulumi.Output.secret(rendered)
-        server = hcloud.Server(
-            f"{name}-server",
-            name=f"jobsearch-{args.environment}",
-            server_type=args.server_type,
-            image=args.image,
-            location=args.location,
-            ssh_keys=[deploy_key.id],
-            firewall_ids=[firewall.id.apply(int)],
-            public_nets=[hcloud.ServerPublicNetArgs(ipv4_enabled=True, ipv6_enabled=True)],
-            user_data=user_data,
-            labels=labels,
-            delete_protection=args.protect,
-            rebuild_protection=args.protect,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                provider=provider,
-                protect=args.protect,
-                # User data runs at first boot only; a change to it must not
-                # replace a running server.
-                ignore_changes=["user_data", "image"],
-            ),
-        )
-        return server, host_key.public_key_openssh.apply(str.strip)
+            def render(keys: list[str]) -> str:
+                return cloud_init(
+                    user=args.ssh_user,
+                    user_public_key=args.ssh_public_key,
+                    host_private_key=keys[0],
+                    host_public_key=keys[1].strip(),
+                    ssh_port=args.ssh_port,
+                    public_ports=args.public_ports,
+                    smoke_public_key=args.smoke_public_key,
+                    swarm_source=PRIVATE_NETWORK,
+                )
+
+            rendered: pulumi.Output[str] = pulumi.Output.all(
+                host_key.private_key_openssh, host_key.public_key_openssh
+            ).apply(render)
+            # The private host key makes user data a secret; it reaches only the VM.
+            user_data: pulumi.Output[str] = pulumi.Output.secret(rendered)
+            server = hcloud.Server(
+                _indexed(f"{name}-server", index),
+                name=node_name(args.environment, index),
+                server_type=args.server_type,
+                image=args.image,
+                location=args.location,
+                ssh_keys=[deploy_key.id],
+                firewall_ids=[firewall.id.apply(int)],
+                public_nets=[hcloud.ServerPublicNetArgs(ipv4_enabled=True, ipv6_enabled=True)],
+                user_data=user_data,
+                labels={**labels, "role": "manager" if index < managers else "worker"},
+                delete_protection=args.protect,
+                rebuild_protection=args.protect,
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    provider=provider,
+                    protect=args.protect,
+                    # User data runs at first boot only; a change to it must not
+                    # replace a running server.
+                    ignore_changes=["user_data", "image"],
+                ),
+            )
+            attached = hcloud.ServerNetwork(
+                _indexed(f"{name}-private", index),
+                server_id=server.id.apply(int),
+                subnet_id=subnet.id,
+                ip=private_address(index),
+                opts=in_hcloud,
+            )
+            public_key = host_key.public_key_openssh.apply(str.strip)
+            nodes.append(
+                Node(
+                    index=index,
+                    name=node_name(args.environment, index),
+                    role="manager" if index < managers else "worker",
+                    address=server.ipv4_address,
+                    host_key=public_key,
+                    advertise=private_address(index),
+                    connection=self._ssh(args, server.ipv4_address, public_key),
+                    ready=[server, attached],
+                    identity=[server.id],
+                )
+            )
+        return nodes
 
     def run(
         self,
@@ -466,3 +791,13 @@ class Host(pulumi.ComponentResource):
             stdin=stdin,
             opts=opts,
         )
+
+
+def _indexed(name: str, index: int) -> str:
+    """A per-node resource name: the first node's keeps a one-node stack's name."""
+    return name if index == 0 else f"{name}-{index + 1}"
+
+
+def _stripped(output: str | None) -> str:
+    """A command's stdout, trimmed (None until the command has run)."""
+    return (output or "").strip()

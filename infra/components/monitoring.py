@@ -5,7 +5,11 @@ The alert's `probe` says what watches it:
   every configured location in parallel; it alerts when it fails from two or
   more locations;
 - certificate: a Checkly SSL monitor on the domain;
-- error_rate: a Sentry metric alert (only when the stack configures Sentry).
+- error_rate: a Sentry metric alert (only when the stack configures Sentry);
+- replicas: a Checkly heartbeat monitor, which the managers ping every minute
+  while every service of the stack runs all its replicas
+  (infra/components/replica_watch.py); it alerts when no ping came for
+  REPLICAS_MISSING_MINUTES (only when the stack is given the ping token).
 
 Where each alert's runbook_url, summary and severity go: a Checkly check
 carries them in its description ("[severity] summary Runbook: url") and its
@@ -25,7 +29,7 @@ import pulumi
 import pulumi_checkly as checkly
 import pulumiverse_sentry as sentry
 
-from infra.alerts import ALERTS, CERTIFICATE_DAYS, Alert
+from infra.alerts import ALERTS, CERTIFICATE_DAYS, REPLICAS_MISSING_MINUTES, Alert
 from infra.topology import https_origin
 
 COMPONENT_TYPE = "jobsearch:platform:Monitoring"
@@ -41,6 +45,12 @@ QUOTA_STATUS = "$.checks.quota.status"
 BUDGET_STATUS = "$.checks.budget.status"
 SENTRY_NAME_LIMIT = 256
 CHECKLY_PROBES = ("health", "ready", "ready_body", "quota", "budget")
+# Where a heartbeat monitor with a given ping token is pinged.
+HEARTBEAT_PING_URL = "https://ping.checklyhq.com/"
+# The managers ping every minute while the stack is whole; the alert fires once
+# pings stopped for the period and the grace together.
+HEARTBEAT_PERIOD_MINUTES = 1
+HEARTBEAT_GRACE_MINUTES = REPLICAS_MISSING_MINUTES - HEARTBEAT_PERIOD_MINUTES
 
 WEBHOOK_TEMPLATE = json.dumps(
     {
@@ -142,6 +152,8 @@ class MonitoringArgs:
     # Where the proxy answers HTTPS on the host (httpsPort).
     https_port: int = 443
     sentry: SentryAlerting | None = None
+    # The replicas heartbeat's ping token (a secret); None: no heartbeat monitor.
+    heartbeat_token: pulumi.Input[str] | None = None
     alerts: tuple[Alert, ...] = ALERTS
 
 
@@ -170,6 +182,11 @@ class Monitoring(pulumi.ComponentResource):
             elif alert.probe == "error_rate":
                 if args.sentry is not None:
                     self.checks[alert.name] = self._error_rate(name, alert, args, args.sentry)
+            elif alert.probe == "replicas":
+                if args.heartbeat_token is not None:
+                    self.checks[alert.name] = self._heartbeat(
+                        name, alert, args, args.heartbeat_token, in_checkly
+                    )
             else:
                 raise ValueError(f"{alert.name}: no monitor knows the probe {alert.probe!r}")
         self.register_outputs({"monitored_alerts": sorted(self.checks)})
@@ -282,6 +299,39 @@ class Monitoring(pulumi.ComponentResource):
             description=alert_description(alert, args.runbook_base_url),
             tags=alert_tags(alert, args.environment, args.runbook_base_url),
             opts=opts,
+        )
+
+    def _heartbeat(
+        self,
+        name: str,
+        alert: Alert,
+        args: MonitoringArgs,
+        token: pulumi.Input[str],
+        opts: pulumi.ResourceOptions,
+    ) -> checkly.HeartbeatMonitor:
+        return checkly.HeartbeatMonitor(
+            f"{name}-{alert.name}",
+            name=f"{alert.name} ({args.environment})",
+            activated=True,
+            heartbeat=checkly.HeartbeatMonitorHeartbeatArgs(
+                period=HEARTBEAT_PERIOD_MINUTES,
+                period_unit="minutes",
+                grace=HEARTBEAT_GRACE_MINUTES,
+                grace_unit="minutes",
+                ping_token=token,
+            ),
+            use_global_alert_settings=False,
+            alert_channel_subscriptions=[
+                checkly.HeartbeatMonitorAlertChannelSubscriptionArgs(
+                    channel_id=channel.id.apply(int), activated=True
+                )
+                for channel in self.channels
+            ],
+            description=alert_description(alert, args.runbook_base_url),
+            tags=alert_tags(alert, args.environment, args.runbook_base_url),
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(additional_secret_outputs=["heartbeat"])
+            ),
         )
 
     def _error_rate(

@@ -50,6 +50,10 @@ UNSUPPORTED = {
         "pulumi-docker 5.2's Service has no pids limit (ServiceTaskSpecResourcesLimitsArgs "
         "has memory_bytes and nano_cpus only); the stacks' tasks run without one"
     ),
+    ("TaskTemplate", "ContainerSpec", "Ulimits"): (
+        "pulumi-docker 5.2's Service has no ulimits; on a stack's hosts the daemon's "
+        "default-ulimits give every container the same nofile limit"
+    ),
 }
 DATASTORE_ROLES: tuple[Role, ...] = ("redis", "postgres")
 # How often `pulumi up` asks the engine whether a service has converged.
@@ -197,6 +201,7 @@ def _container(value: Mapping[str, Any]) -> docker.ServiceTaskSpecContainerSpecA
         secrets=[_secret(secret) for secret in spec.take("Secrets")],
         configs=[_config(config) for config in spec.take("Configs")],
     )
+    spec.drop("Ulimits")
     spec.done()
     return args
 
@@ -237,7 +242,9 @@ def _placement(value: Mapping[str, Any]) -> docker.ServiceTaskSpecPlacementArgs:
         spread.done()
         outer.done()
     args = docker.ServiceTaskSpecPlacementArgs(
-        constraints=list(placement.take("Constraints")), prefs=prefs
+        constraints=list(placement.take("Constraints")),
+        prefs=prefs,
+        max_replicas=placement.optional("MaxReplicas"),
     )
     placement.done()
     return args
@@ -437,8 +444,12 @@ class Service(pulumi.ComponentResource):
 
         self.swarm = args.host.run(
             f"{name}-swarm",
-            script=args.host.address.apply(lambda address: prepare_swarm_script(topology, address)),
-            opts=pulumi.ResourceOptions(parent=self),
+            script=args.host.advertise_address.apply(
+                lambda address: prepare_swarm_script(topology, address)
+            ),
+            # Every node has joined: the engine places tasks as they are created and
+            # does not move them when a node joins later.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.host.members),
         )
         on_swarm = pulumi.ResourceOptions(
             parent=self, provider=args.host.docker, depends_on=[self.swarm]

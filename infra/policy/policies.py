@@ -29,7 +29,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from infra.topology import PROXY_HTTPS_PORT
+from infra.topology import NODE_MARKER, PROXY_HTTPS_PORT
 
 CONTAINER = "docker:index/container:Container"
 SERVICE = "docker:index/service:Service"
@@ -326,6 +326,28 @@ def at_least_two_replicas(resources: Sequence[StackResource]) -> list[str]:
     return []
 
 
+def swarm_nodes(resources: Sequence[StackResource]) -> set[str]:
+    """The nodes a stack runs on, by the marker on the command that inits or joins each
+    (infra/components/host.py); a stack without one runs on one engine."""
+    return {
+        line.removeprefix(NODE_MARKER).strip()
+        for resource in resources
+        if resource.resource_type in COMMANDS
+        for line in str(resource.props.get("create") or "").splitlines()
+        if line.startswith(NODE_MARKER)
+    }
+
+
+def at_least_two_nodes(resources: Sequence[StackResource]) -> list[str]:
+    count = max(len(swarm_nodes(resources)), 1)
+    if count < 2:
+        return [
+            f"the stack runs on {count} node; run at least 2, so that losing one machine "
+            "keeps the service up (pulumi config set --type int jobsearch:nodes 3)"
+        ]
+    return []
+
+
 def https_on(resources: Sequence[StackResource]) -> list[str]:
     problems = []
     proxies = _workloads(resources, "proxy")
@@ -383,6 +405,9 @@ RESOURCE_GUARDRAILS: tuple[ResourceGuardrail, ...] = (
 STACK_GUARDRAILS: tuple[StackGuardrail, ...] = (
     StackGuardrail(
         "at-least-two-replicas", "The service runs two replicas or more.", at_least_two_replicas
+    ),
+    StackGuardrail(
+        "at-least-two-nodes", "The stack runs on two machines or more.", at_least_two_nodes
     ),
     StackGuardrail("https-on", "The API is served over HTTPS on its domain.", https_on),
 )

@@ -18,13 +18,24 @@ import pytest
 
 from infra.components.service import UNSUPPORTED, service_spec_args
 from infra.swarm import NANOSECONDS, ObjectRef, engine_spec
-from infra.topology import Images, ServiceSpec, Topology, TopologySpec, describe
+from infra.topology import (
+    DATASTORE_LABEL,
+    EDGE_LABEL,
+    Images,
+    ServiceSpec,
+    Topology,
+    TopologySpec,
+    describe,
+)
 
 # What pulumi-docker 5.2's Service cannot carry, and why. The adapter drops
 # exactly these (infra.components.service.UNSUPPORTED); nothing else.
 KNOWN_GAPS = {
     ("TaskTemplate", "Resources", "Limits", "Pids"): (
         "pulumi-docker 5.2's Service has no pids limit: the stacks' tasks run without one"
+    ),
+    ("TaskTemplate", "ContainerSpec", "Ulimits"): (
+        "pulumi-docker 5.2's Service has no ulimits: the hosts' daemon default applies"
     ),
 }
 SERVICE_IMAGE = "registry.example.com/acme/jobsearch-api@sha256:" + "ab" * 32
@@ -54,6 +65,14 @@ def topologies() -> dict[str, Topology]:
             acme_email="ops@example.com",
             https_port=8443,
             settings={"LOG_LEVEL": "INFO", "CORS_ORIGINS": "https://app.example.com"},
+        ),
+        # Three nodes, two replicas: at most one per node, Redis and the proxy pinned.
+        "cluster": TopologySpec(
+            environment="staging",
+            images=Images(service=SERVICE_IMAGE, proxy="caddy:2@sha256:" + "cd" * 32),
+            replicas=2,
+            nodes=3,
+            domain="staging-api.example.com",
         ),
     }
     return {name: describe(spec) for name, spec in specs.items()}
@@ -207,6 +226,13 @@ def _task(value: Any) -> dict[str, Any]:
         network = Unread("networks_advanced", item)
         networks.append({"Target": network.take("id"), "Aliases": list(network.take("aliases"))})
         network.done()
+    placement_back: dict[str, Any] = {
+        "Constraints": list(placement.take("constraints")),
+        "Preferences": [_spread(p) for p in placement.take("prefs")],
+    }
+    max_replicas = placement.optional("max_replicas")
+    if max_replicas is not None:
+        placement_back["MaxReplicas"] = max_replicas
     back = {
         "ContainerSpec": _container(task.take("container_spec")),
         "Resources": {
@@ -220,10 +246,7 @@ def _task(value: Any) -> dict[str, Any]:
             "Delay": nanoseconds(restart.take("delay")),
             "MaxAttempts": restart.take("max_attempts"),
         },
-        "Placement": {
-            "Constraints": list(placement.take("constraints")),
-            "Preferences": [_spread(p) for p in placement.take("prefs")],
-        },
+        "Placement": placement_back,
         "Networks": networks,
         "LogDriver": {"Name": log.take("name"), "Options": dict(log.take("options"))},
     }
@@ -354,6 +377,8 @@ def test_every_topology_covers_every_kind_of_property() -> None:
     assert kinds == {"volume", "tmpfs"}
     assert any(spec["EndpointSpec"]["Ports"] for spec in specs)
     assert any(spec["TaskTemplate"]["Placement"]["Constraints"] for spec in specs)
+    assert any(spec["TaskTemplate"]["Placement"].get("MaxReplicas") == 1 for spec in specs)
+    assert any("MaxReplicas" not in spec["TaskTemplate"]["Placement"] for spec in specs)
     assert {spec["Mode"]["Replicated"]["Replicas"] for spec in specs} >= {1, 3}
 
 
@@ -385,3 +410,35 @@ def test_every_rollback_failure_action_is_one_the_provider_accepts() -> None:
     for _, topology, service in CASES:
         action = engine(topology, service)["RollbackConfig"]["FailureAction"]
         assert action in ("pause", "continue"), service.name
+
+
+# --- placement across nodes ----------------------------------------------------------------
+
+
+def _placement(spec: TopologySpec, role: str) -> dict[str, Any]:
+    topology = describe(spec)
+    return dict(engine(topology, topology.service(role))["TaskTemplate"]["Placement"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("replicas", "nodes", "cap"), [(2, 1, None), (2, 2, None), (2, 3, 1), (3, 3, None), (1, 2, 1)]
+)
+def test_the_api_is_capped_at_one_replica_per_node_only_while_nodes_are_spare(
+    replicas: int, nodes: int, cap: int | None
+) -> None:
+    spec = TopologySpec(
+        environment="staging", images=Images(service=SERVICE_IMAGE), replicas=replicas, nodes=nodes
+    )
+    placement = _placement(spec, "api")
+    assert placement.get("MaxReplicas") == cap
+    assert placement["Preferences"] == [{"Spread": {"SpreadDescriptor": "node.id"}}]
+    assert placement["Constraints"] == []
+
+
+@pytest.mark.parametrize("nodes", [1, 2, 3])
+def test_redis_and_the_proxy_stay_on_the_labelled_first_manager(nodes: int) -> None:
+    spec = TopologySpec(environment="prod", images=Images(service=SERVICE_IMAGE), nodes=nodes)
+    for role, label in (("redis", DATASTORE_LABEL), ("proxy", EDGE_LABEL)):
+        constraints = _placement(spec, role)["Constraints"]
+        pinned = [f"node.labels.{label} == true"] if nodes > 1 else []
+        assert constraints == ["node.role == manager", *pinned], role

@@ -18,6 +18,7 @@ from infra.policy.policies import (
     STACK_GUARDRAILS,
     VERCEL_VARIABLE,
     StackResource,
+    at_least_two_nodes,
     at_least_two_replicas,
     cors_without_wildcard,
     health_checked,
@@ -29,7 +30,7 @@ from infra.policy.policies import (
     rotates_logs,
     secret_settings_are_secrets,
 )
-from infra.topology import PROXY_HTTPS_PORT
+from infra.topology import NODE_MARKER, PROXY_HTTPS_PORT
 from tests.infra.policy.analyzer import Analyzer, running_pack
 
 DIGEST = "sha256:" + "0a" * 32
@@ -79,6 +80,19 @@ def good_stack() -> list[StackResource]:
             "command:remote:Command", "service-proxy-config", {"stdin": CADDYFILE_WITH_TLS}
         ),
         StackResource(DNS_RECORD, "domain-record", {"name": "api.example.com", "type": "A"}),
+        *nodes(2),
+    ]
+
+
+def nodes(count: int) -> list[StackResource]:
+    """The commands that init (the first) or join each node, as the Host component marks them."""
+    return [
+        StackResource(
+            "command:remote:Command",
+            "host-swarm" if index == 0 else f"host-join-{index + 1}",
+            {"create": f"{NODE_MARKER}jobsearch-prod-{index + 1}\nset -eu\n"},
+        )
+        for index in range(count)
     ]
 
 
@@ -202,6 +216,17 @@ def test_at_least_two_replicas() -> None:
     assert at_least_two_replicas(one) == ["the stack runs 1 service replica(s); run at least 2"]
 
 
+def test_at_least_two_nodes() -> None:
+    assert at_least_two_nodes(good_stack()) == []
+    assert at_least_two_nodes([*good_stack(), *nodes(3)]) == [], "the same nodes, counted once"
+    for few in ([], nodes(1)):
+        stack = [r for r in good_stack() if r.resource_type != "command:remote:Command"] + few
+        assert at_least_two_nodes(stack) == [
+            "the stack runs on 1 node; run at least 2, so that losing one machine keeps the "
+            "service up (pulumi config set --type int jobsearch:nodes 3)"
+        ]
+
+
 def test_https_on() -> None:
     assert https_on(good_stack()) == []
     plain = [
@@ -278,9 +303,15 @@ def test_the_pack_checks_the_whole_stack(analyzer: Analyzer) -> None:
         return [(r.resource_type, r.name, dict(r.props)) for r in resources]
 
     assert analyzer.analyze_stack(as_request(good_stack())) == []
-    lonely = [r for r in good_stack() if r.name not in ("service-api-2", "domain-record")]
+    lonely = [
+        r for r in good_stack() if r.name not in ("service-api-2", "domain-record", "host-join-2")
+    ]
     diagnostics = analyzer.analyze_stack(as_request(lonely))
-    assert sorted(d.policy for d in diagnostics) == ["at-least-two-replicas", "https-on"]
+    assert sorted(d.policy for d in diagnostics) == [
+        "at-least-two-nodes",
+        "at-least-two-replicas",
+        "https-on",
+    ]
     assert all(d.mandatory for d in diagnostics)
 
 

@@ -16,6 +16,13 @@ from tests.infra.pulumi.stack_config import FAKE_SECRETS, StackInput, committed_
 
 EXISTING_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExistingServerHostKey"
 REGISTRY_USER = "deploy-bot"
+SMOKE_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeSmokeKeyForTestsOnly smoke"
+# prod on three servers it does not create: the first a manager, two workers.
+EXISTING_SERVERS = (
+    ("198.51.100.7", EXISTING_HOST_KEY, ""),
+    ("198.51.100.8", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExistingServerHostKey2", "worker"),
+    ("198.51.100.9", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExistingServerHostKey3", "worker"),
+)
 
 
 def variants() -> dict[str, StackInput]:
@@ -24,8 +31,7 @@ def variants() -> dict[str, StackInput]:
     existing = committed_stack("prod").with_values(
         hostMode="existing",
         httpsPort=8443,
-        hostAddress="198.51.100.7",
-        hostKey=EXISTING_HOST_KEY,
+        servers=[" ".join(filter(None, (a, k, r))) for a, k, r in EXISTING_SERVERS],
         imageRef="registry.example.com/acme/jobsearch-api@sha256:" + "9f" * 32,
         registryUsername=REGISTRY_USER,
     )
@@ -35,6 +41,11 @@ def variants() -> dict[str, StackInput]:
         "prod": committed_stack("prod"),
         "prod-existing": existing,
         "dev": dev_stack(),
+        # staging grown to two VMs, then to three with fewer replicas than nodes.
+        "staging-2": committed_stack("staging").with_values(nodes=2),
+        "staging-3": committed_stack("staging").with_values(
+            nodes=3, replicas=2, smokeSshPublicKey=SMOKE_PUBLIC_KEY
+        ),
     }
 
 

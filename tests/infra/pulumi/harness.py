@@ -39,6 +39,37 @@ FAKE_HOST_PRIVATE_KEY = "fake-host-private-key-9e9e\n"
 FAKE_HOST_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyForTestsOnly\n"
 
 
+def node_index(name: str) -> int:
+    """0 for a first node's resource (host-server), n - 1 for host-server-n."""
+    tail = name.rsplit("-", 1)[-1]
+    return int(tail) - 1 if tail.isdigit() else 0
+
+
+def server_ipv4(index: int) -> str:
+    return SERVER_IPV4.rsplit(".", 1)[0] + f".{10 + index}"
+
+
+def fake_host_public_key(index: int) -> str:
+    """Node 0's is FAKE_HOST_PUBLIC_KEY; each other node has its own."""
+    if index == 0:
+        return FAKE_HOST_PUBLIC_KEY
+    return FAKE_HOST_PUBLIC_KEY.replace("\n", f"{index + 1}\n")
+
+
+# What the first manager prints for `docker swarm join-token -q <role>`: a secret.
+FAKE_JOIN_TOKEN = "SWMTKN-1-fakejointoken4u7e-"
+
+
+def fake_stdout(name: str, script: str) -> str:
+    """What a remote command prints: a join token, or the node ID the swarm scripts end with."""
+    for role in ("worker", "manager"):
+        if script == f"docker swarm join-token -q {role}":
+            return f"{FAKE_JOIN_TOKEN}{role}\n"
+    if "{{.Swarm.NodeID}}" in script:
+        return f"nodeid-{name}\n"
+    return ""
+
+
 class GraphMocks(Mocks):
     """Plausible outputs for each resource type the program creates."""
 
@@ -59,15 +90,20 @@ class GraphMocks(Mocks):
                 "secretOutputNames": [],
             }
         if kind == "hcloud:index/server:Server":
-            state.update(ipv4Address=SERVER_IPV4, ipv6Address="2001:db8::10")
+            # host-server, host-server-2, ...: 203.0.113.10, .11, ...
+            index = node_index(args.name)
+            state.update(ipv4Address=server_ipv4(index), ipv6Address=f"2001:db8::{10 + index}")
         elif kind == "tls:index/privateKey:PrivateKey":
             state.update(
-                privateKeyOpenssh=FAKE_HOST_PRIVATE_KEY, publicKeyOpenssh=FAKE_HOST_PUBLIC_KEY
+                privateKeyOpenssh=FAKE_HOST_PRIVATE_KEY,
+                publicKeyOpenssh=fake_host_public_key(node_index(args.name)),
             )
         elif kind in ("docker:index/secret:Secret", "docker:index/serviceConfig:ServiceConfig"):
             # What the engine's auto-naming does: the resource name and a random suffix.
             suffix = hashlib.sha256(f"{args.name}{self.counter}".encode()).hexdigest()[:7]
             state.setdefault("name", f"{args.name}-{suffix}")
+        elif kind == "command:remote:Command":
+            state.setdefault("stdout", fake_stdout(args.name, str(state.get("create") or "")))
         elif kind.startswith("pulumi-python:dynamic"):
             names = sorted(state.get("migrations", {}))
             state.update(applied=names, applied_now=names)

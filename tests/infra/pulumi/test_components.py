@@ -73,7 +73,7 @@ def test_cloud_init_sets_up_docker_the_deploy_user_upgrades_ssh_and_a_firewall()
         "lock_passwd": True,
         "ssh_authorized_keys": ["ssh-ed25519 AAAAdeploy deploy"],
     }
-    assert set(document["packages"]) == {"docker.io", "unattended-upgrades", "ufw"}
+    assert set(document["packages"]) == {"docker.io", "unattended-upgrades", "ufw", "cron"}
     files = {entry["path"]: entry["content"] for entry in document["write_files"]}
     assert 'APT::Periodic::Unattended-Upgrade "1";' in files["/etc/apt/apt.conf.d/20auto-upgrades"]
     sshd = files["/etc/ssh/sshd_config.d/10-jobsearch.conf"]
@@ -182,7 +182,7 @@ def test_thresholds_match_what_the_alerts_say() -> None:
 
 def test_every_alert_probe_has_a_monitor() -> None:
     for alert in ALERTS:
-        assert alert.probe in (*HTTP_PROBES, "certificate", "error_rate"), alert.name
+        assert alert.probe in (*HTTP_PROBES, "certificate", "error_rate", "replicas"), alert.name
     assert HTTP_PROBES["health"].path == "/health"
     assert {HTTP_PROBES[p].path for p in ("ready", "ready_body", "quota")} == {"/ready"}
 

@@ -17,6 +17,7 @@ from infra.config import (
     load,
     registry_host,
 )
+from infra.topology import Images
 from tests.infra.pulumi.stack_config import (
     DOCS,
     FAKE_SECRETS,
@@ -383,8 +384,140 @@ def test_a_bad_host_address_is_refused_with_its_fix(address: str) -> None:
 
 @pytest.mark.parametrize("address", ["198.51.100.7", "2001:db8::7", "host-1.example.com"])
 def test_an_ip_address_or_a_dns_name_is_accepted(address: str) -> None:
-    run = committed_stack("prod").with_values(
+    run = committed_stack("staging").with_values(
         hostMode="existing", hostAddress=address, hostKey="ssh-ed25519 AAAAC3Nza"
     )
 
     assert load_run(run).host_address == address
+
+
+# --- nodes, servers and the smoke key (past one machine) ------------------------------
+
+KEY_2 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIServerTwo"
+KEY_3 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIServerThree"
+
+
+def existing(*servers: str, **values: object) -> StackInput:
+    return committed_stack("prod").with_values(
+        **{"hostMode": "existing", "servers": list(servers), "nodes": len(servers), **values}
+    )
+
+
+def test_nodes_default_to_one_and_prod_runs_three() -> None:
+    assert load_run(committed_stack("staging")).nodes == 1
+    config = load_run(committed_stack("prod"))
+    assert config.nodes == 3
+    assert config.topology_spec(Images(service="x")).nodes == 3
+
+
+@pytest.mark.parametrize("nodes", [0, -1, 17, 100])
+def test_a_node_count_out_of_range_names_the_key_and_its_fix(nodes: int) -> None:
+    message = problems(committed_stack("staging").with_values(nodes=nodes))
+    assert f"jobsearch:nodes must be between 1 and 16 (got {nodes})" in message
+    assert "Fix: pulumi config set --type int jobsearch:nodes 3 -s staging" in message
+
+
+def test_prod_needs_two_nodes_or_more() -> None:
+    message = problems(committed_stack("prod").with_values(nodes=1))
+    assert "jobsearch:nodes must be at least 2 in prod: one machine is lost whole (got 1)" in (
+        message
+    )
+    assert "Fix: pulumi config set --type int jobsearch:nodes 3 -s prod" in message
+    assert load_run(committed_stack("prod").with_values(nodes=2)).nodes == 2
+
+
+def test_a_list_of_existing_servers_takes_the_place_of_one_address() -> None:
+    config = load_run(
+        existing(
+            f"198.51.100.7 {KEY_2}", f"198.51.100.8 {KEY_3} worker", f"h.example.com {KEY_2} worker"
+        )
+    )
+    servers = config.existing_servers()
+    assert [(s.address, s.role) for s in servers] == [
+        ("198.51.100.7", "manager"),
+        ("198.51.100.8", "worker"),
+        ("h.example.com", "worker"),
+    ]
+    assert servers[0].host_key == KEY_2
+    # Three without roles: three managers (Raft quorum).
+    three = existing(f"10.0.0.1 {KEY_2}", f"10.0.0.2 {KEY_3}", f"10.0.0.3 {KEY_2}")
+    assert [s.role for s in load_run(three).existing_servers()] == ["manager"] * 3
+
+
+def test_one_existing_server_is_still_host_address_and_host_key() -> None:
+    run = committed_stack("staging").with_values(
+        hostMode="existing", hostAddress="198.51.100.7", hostKey=KEY_2
+    )
+    [server] = load_run(run).existing_servers()
+    assert (server.address, server.host_key, server.role) == ("198.51.100.7", KEY_2, "manager")
+    message = problems(run.with_values(nodes=2))
+    assert "jobsearch:servers is empty, but nodes is 2: list every server" in message
+    assert (
+        "Fix: pulumi config set --path 'jobsearch:servers[0]' "
+        "'<203.0.113.10> ssh-ed25519 <base64> manager' -s staging" in message
+    )
+
+
+@pytest.mark.parametrize(
+    ("servers", "values", "problem"),
+    [
+        ((f"198.51.100.7 {KEY_2}", "198.51.100.8"), {},
+         "is not 'address hostKey [manager|worker]'"),
+        ((f"198.51.100.7 {KEY_2}", f"198.51.100.8 {KEY_3} boss"), {}, "the role must be manager"),
+        ((f"198.51.100.7 {KEY_2} worker", f"198.51.100.8 {KEY_3} manager"), {},
+         "must list a manager first"),
+        ((f"198.51.100.7 {KEY_2}", f"198.51.100.8 {KEY_3} manager"), {}, "lists 2 managers"),
+        ((f"198.51.100.7 {KEY_2}", f"198.51.100.7 {KEY_3} worker"), {}, "lists a server twice"),
+        ((f"user@198.51.100.7 {KEY_2}", f"198.51.100.8 {KEY_3} worker"), {},
+         "'user@198.51.100.7' is not an IP address or a DNS name"),
+        ((f"198.51.100.7 {KEY_2}", "198.51.100.8 ssh-ed25519 not-base64! worker"), {},
+         "198.51.100.8: the host key is not one OpenSSH key"),
+        ((f"198.51.100.7 {KEY_2}", f"198.51.100.8 {KEY_3} worker"), {"nodes": 3},
+         "jobsearch:nodes is 3, but servers lists 2: they must agree"),
+        ((f"198.51.100.7 {KEY_2}", f"198.51.100.8 {KEY_3} worker"), {"hostAddress": "x.example"},
+         "jobsearch:hostAddress and hostKey must be empty when servers lists the servers"),
+    ],
+)  # fmt: skip
+def test_a_bad_server_list_is_refused_with_its_fix(
+    servers: tuple[str, ...], values: dict[str, object], problem: str
+) -> None:
+    message = problems(existing(*servers, **values))
+    assert problem in message
+    assert "Fix: pulumi config set" in message
+
+
+def test_servers_are_for_existing_hosts_and_the_laptop_has_one_node() -> None:
+    message = problems(committed_stack("staging").with_values(servers=[f"198.51.100.7 {KEY_2}"]))
+    assert "jobsearch:servers is for hostMode existing, not hcloud" in message
+    message = problems(dev_stack().with_values(nodes=2))
+    assert "jobsearch:nodes must be 1 with hostMode local (got 2)" in message
+
+
+def test_the_private_network_keeps_clear_of_the_overlay() -> None:
+    message = problems(committed_stack("staging").with_values(nodes=2, subnetOctet=254))
+    assert "jobsearch:subnetOctet must not be 254: 10.254.0.0/16 is the nodes' private network" in (
+        message
+    )
+    assert load_run(committed_stack("staging").with_values(subnetOctet=254)).nodes == 1
+
+
+def test_the_smoke_key_is_one_openssh_key() -> None:
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISmoke smoke"
+    config = load_run(committed_stack("staging").with_values(smokeSshPublicKey=key))
+    assert config.smoke_ssh_public_key == key
+    message = problems(committed_stack("staging").with_values(smokeSshPublicKey="not a key"))
+    assert "jobsearch:smokeSshPublicKey must be one OpenSSH key line" in message
+    assert "Fix: pulumi config set jobsearch:smokeSshPublicKey 'ssh-ed25519 <base64> smoke'" in (
+        message
+    )
+
+
+def test_the_heartbeat_token_is_stable_secret_and_per_stack() -> None:
+    staging = load_run(committed_stack("staging"))
+    prod = load_run(committed_stack("prod"))
+    assert staging.heartbeat_token().get_secret_value() == (
+        load_run(committed_stack("staging")).heartbeat_token().get_secret_value()
+    )
+    assert staging.heartbeat_token() != prod.heartbeat_token()
+    assert len(staging.heartbeat_token().get_secret_value()) == 32
+    assert staging.heartbeat_token().get_secret_value() not in repr(staging.heartbeat_token())

@@ -17,12 +17,26 @@ import yaml
 
 from infra.alerts import ALERTS
 from infra.components.database import migration_checksums
+from infra.components.host import private_address
+from infra.components.monitoring import CHECKLY_PROBES
+from infra.config import load
 from infra.policy.policies import RESOURCE_GUARDRAILS, STACK_GUARDRAILS, StackResource
 from infra.topology import PROXY_HTTP_PORT, PROXY_HTTPS_PORT, SECRETS_DIR, SERVICE_UID
-from tests.infra.pulumi.conftest import EXISTING_HOST_KEY, REGISTRY_USER, variants
+from tests.infra.pulumi.conftest import (
+    EXISTING_HOST_KEY,
+    EXISTING_SERVERS,
+    REGISTRY_USER,
+    variants,
+)
 from tests.infra.pulumi.graph import Graph, Resource, is_secret, plain_strings, reveal, run_program
-from tests.infra.pulumi.harness import FAKE_HOST_PRIVATE_KEY, FAKE_HOST_PUBLIC_KEY, SERVER_IPV4
-from tests.infra.pulumi.stack_config import FAKE_SECRETS, STAGING_EXPORTS, committed_stack
+from tests.infra.pulumi.harness import (
+    FAKE_HOST_PRIVATE_KEY,
+    FAKE_HOST_PUBLIC_KEY,
+    FAKE_JOIN_TOKEN,
+    SERVER_IPV4,
+)
+from tests.infra.pulumi.stack_config import STAGING_EXPORTS, committed_stack
+from tests.infra.pulumi.test_config import DictSource
 
 SERVICE = "docker:index/service:Service"
 SECRET = "docker:index/secret:Secret"
@@ -31,11 +45,11 @@ NETWORK = "docker:index/network:Network"
 MIGRATIONS = "pulumi-python:dynamic/jobsearch:Migrations"
 REMOTE_COMMAND = "command:remote:Command"
 LOCAL_COMMAND = "command:local:Command"
-ALL = ("staging", "prod", "prod-existing", "dev")
+ALL = ("staging", "prod", "prod-existing", "dev", "staging-2", "staging-3")
 EXPECTED_OUTPUTS = {
     "environment", "url", "host", "host_key", "image_ref", "proxy_image_ref", "redis_image_ref",
     "images_from", "schema_migrations", "monitored_alerts", "service_name", "service_network",
-    "separation",
+    "nodes", "docker_host", "separation",
 }  # fmt: skip
 SERVICE_SECRETS = {"DATABASE_URL", "RAPID_API_KEY", "THEIRSTACK_API_KEY", "SENTRY_DSN"}
 
@@ -71,6 +85,15 @@ def worst_case_seconds(service: Resource) -> int:
     return seconds(check["startPeriod"]) + (int(check["retries"]) + 1) * per_check
 
 
+def public_ports(firewall: Resource) -> list[int]:
+    """The ports a firewall opens to the whole internet."""
+    return sorted(
+        int(rule["port"])
+        for rule in firewall["rules"]
+        if rule["sourceIps"] == ["0.0.0.0/0", "::/0"]
+    )
+
+
 def commands(graph: Graph) -> list[Resource]:
     return graph.of_type(REMOTE_COMMAND) + graph.of_type(LOCAL_COMMAND)
 
@@ -81,7 +104,22 @@ def decoded(config: Resource) -> str:
 
 def secrets_of(name: str) -> list[str]:
     values = list(variants()[name].secrets.values())
-    return [*values, FAKE_HOST_PRIVATE_KEY.strip()]
+    # The swarm's join tokens, and the replicas heartbeat's ping token.
+    return [*values, FAKE_HOST_PRIVATE_KEY.strip(), FAKE_JOIN_TOKEN, *heartbeat_tokens(name)]
+
+
+def heartbeat_tokens(name: str) -> list[str]:
+    run = variants()[name]
+    if "checklyApiKey" not in run.secrets:
+        return []
+    return [load(run.stack, DictSource(run)).heartbeat_token().get_secret_value()]
+
+
+def advertise_address(graph: Graph) -> str:
+    """Where the first manager's swarm listens: its private address on a VM the stack made."""
+    if graph.of_type("hcloud:index/server:Server"):
+        return private_address(0)
+    return str(graph.outputs["host"])
 
 
 # --- every stack ----------------------------------------------------------------
@@ -272,7 +310,7 @@ def test_the_swarm_script_makes_swarm_mode_and_the_volumes(
     script = graph.named("service-swarm")["create"]
     assert graph.named("service-swarm")["update"] == script
     environment = graph.outputs["environment"]
-    assert f"docker swarm init --advertise-addr {graph.outputs['host']} " in script
+    assert f"docker swarm init --advertise-addr {advertise_address(graph)} " in script
     for volume, owner in (("caddy-data", "10002:10002"), ("redis-data", "999:999")):
         source = f"jobsearch-{environment}-{volume}"
         assert "docker volume create " in script
@@ -302,7 +340,7 @@ def test_the_caddyfile_is_a_config_that_resolves_the_api_tasks(
     assert not [c for c in commands(graph) if "caddy reload" in json.dumps(c.inputs)]
 
 
-@pytest.mark.parametrize("name", ["staging", "prod"])
+@pytest.mark.parametrize("name", ["staging", "prod", "staging-2", "staging-3"])
 def test_the_policy_pack_passes_on_the_deployed_stacks(
     graphs: Mapping[str, Graph], name: str
 ) -> None:
@@ -317,7 +355,11 @@ def test_the_policy_pack_passes_on_the_deployed_stacks(
     ]
     stack = [StackResource(r.type, r.name, reveal(r.inputs)) for r in graph.resources]
     violations += [f"{g.name}: {m}" for g in STACK_GUARDRAILS for m in g.check(stack)]
-    assert violations == []
+    if name == "staging":
+        # One VM: fine for staging, which the pack does not guard; refused for prod.
+        assert [v.partition(":")[0] for v in violations] == ["at-least-two-nodes"]
+    else:
+        assert violations == []
 
 
 def test_the_policy_pack_would_stop_the_dev_stack(graphs: Mapping[str, Graph]) -> None:
@@ -330,8 +372,8 @@ def test_the_policy_pack_would_stop_the_dev_stack(graphs: Mapping[str, Graph]) -
         for g in RESOURCE_GUARDRAILS
         if g.check(r.type, reveal(r.inputs), r.additional_secret_outputs)
     }
-    # Plain HTTP and images by tag: fine on a laptop, refused for prod.
-    assert failing == {"https-on", "images-by-digest"}
+    # Plain HTTP, images by tag and one engine: fine on a laptop, refused for prod.
+    assert failing == {"https-on", "images-by-digest", "at-least-two-nodes"}
 
 
 # --- staging --------------------------------------------------------------------
@@ -344,8 +386,14 @@ def test_staging_resource_counts(staging: Graph) -> None:
         "tls:index/privateKey:PrivateKey": 1,
         "hcloud:index/sshKey:SshKey": 1,
         "hcloud:index/firewall:Firewall": 1,
+        "hcloud:index/network:Network": 1,
+        "hcloud:index/networkSubnet:NetworkSubnet": 1,
+        "hcloud:index/serverNetwork:ServerNetwork": 1,
         "hcloud:index/server:Server": 1,
-        REMOTE_COMMAND: 2,  # cloud-init wait, swarm mode and volumes
+        # cloud-init wait, swarm init and labels, the service's swarm mode and volumes,
+        # the replicas heartbeat
+        REMOTE_COMMAND: 4,
+        "jobsearch:platform:ReplicaWatch": 1,
         "pulumi:providers:docker": 1,
         "jobsearch:platform:Database": 1,
         MIGRATIONS: 1,
@@ -360,8 +408,10 @@ def test_staging_resource_counts(staging: Graph) -> None:
         "jobsearch:platform:Monitoring": 1,
         "pulumi:providers:checkly": 1,
         "checkly:index/alertChannel:AlertChannel": 2,
-        "checkly:index/check:Check": 4,
+        # One API check per alert a Checkly check probes.
+        "checkly:index/check:Check": len([a for a in ALERTS if a.probe in CHECKLY_PROBES]),
         "checkly:index/sslMonitor:SslMonitor": 1,
+        "checkly:index/heartbeatMonitor:HeartbeatMonitor": 1,
     }
 
 
@@ -387,7 +437,9 @@ def test_every_node_pulls_with_the_registry_login(graphs: Mapping[str, Graph]) -
     an update of the provider, never a replacement of the services."""
     graph = graphs["prod-existing"]
     [provider] = graph.of_type("pulumi:providers:docker")
-    [login] = provider["registryAuth"]
+    auth = provider["registryAuth"]
+    # A provider's inputs reach the engine JSON-encoded.
+    [login] = json.loads(auth) if isinstance(auth, str) else auth
     assert login["address"] == "registry.example.com"
     assert login["username"] == REGISTRY_USER
     assert provider.secret("registryAuth")
@@ -412,10 +464,10 @@ def test_staging_creates_a_vm_it_can_verify(staging: Graph) -> None:
         committed_stack("staging").values["sshPublicKey"]
     ]
     assert {"docker.io", "unattended-upgrades", "ufw"} <= set(cloud["packages"])
-    allowed = sorted(int(c[2].split("/")[0]) for c in cloud["runcmd"] if c[:2] == ["ufw", "allow"])
-    assert allowed == [22, 80, 443]
+    allowed = [c[2] for c in cloud["runcmd"] if c[:2] == ["ufw", "allow"]]
+    assert allowed == ["22/tcp", "80/tcp", "443/tcp", *["from"] * 4]
     firewall = staging.named("host-firewall")
-    assert sorted(int(rule["port"]) for rule in firewall["rules"]) == [22, 80, 443]
+    assert public_ports(firewall) == [22, 80, 443]
     assert all(rule["direction"] == "in" for rule in firewall["rules"])
     docker = staging.named("host-docker")
     assert docker["host"] == f"ssh://deploy@{SERVER_IPV4}:22"
@@ -458,6 +510,14 @@ def test_every_alert_has_a_monitor_carrying_its_runbook_summary_and_severity(
                 continue
             monitor = graph.named(f"monitoring-{alert.name}")
             url = alert.runbook_url()
+            if alert.probe == "replicas":
+                assert monitor.type == "checkly:index/heartbeatMonitor:HeartbeatMonitor"
+                assert monitor["description"] == (
+                    f"[{alert.severity}] {alert.summary} Runbook: {url}"
+                )
+                assert f"severity:{alert.severity}" in monitor["tags"]
+                assert f"runbook:{url}" in monitor["tags"]
+                continue
             if alert.probe == "error_rate":
                 assert monitor.type == "sentry:index/sentryMetricAlert:SentryMetricAlert"
                 assert url in monitor["name"]
@@ -569,9 +629,14 @@ def test_an_existing_server_is_reached_with_its_pinned_key(graphs: Mapping[str, 
     docker = graph.named("host-docker")
     assert docker["host"] == "ssh://deploy@198.51.100.7:22"
     assert f"KnownHostsCommand=/bin/echo %H {EXISTING_HOST_KEY}" in json.loads(docker["sshOpts"])
+    pinned = {address: key for address, key, _ in EXISTING_SERVERS}
     for command in commands(graph):
-        assert command["connection"]["host"] == "198.51.100.7"
-        assert command["connection"]["hostKey"] == EXISTING_HOST_KEY
+        # Each server is reached with its own pinned key, and only with it.
+        assert command["connection"]["hostKey"] == pinned[command["connection"]["host"]]
+    assert graph.named("host-swarm")["connection"]["host"] == "198.51.100.7"
+    assert graph.outputs["nodes"] == [address for address, _, _ in EXISTING_SERVERS]
+    # What `ops status` asks the swarm through: the first manager's engine.
+    assert graph.outputs["docker_host"] == docker["host"]
     record = graph.named("domain-record")
     assert (record["type"], record["content"]) == ("A", "198.51.100.7")
     assert graph.outputs["host"] == "198.51.100.7"
