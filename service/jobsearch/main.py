@@ -37,6 +37,7 @@ from jobsearch.middleware import (
     RequestContextMiddleware,
 )
 from jobsearch.ratelimit import SearchRateLimiter, redis_client
+from jobsearch.readiness import Readiness
 from jobsearch.routers import health, jobs, metrics
 from jobsearch.search import SearchService, SourceClient
 from jobsearch.settings import Settings, get_settings
@@ -150,7 +151,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         shared_rate_limit=limiter.shared,
     )
     try:
-        yield {"search": search, "rate_limiter": limiter}
+        yield {
+            "search": search,
+            "rate_limiter": limiter,
+            "readiness": Readiness(search, limiter),
+        }
     finally:
         if purger is not None:
             purger.cancel()

@@ -76,7 +76,11 @@ def test_limit_holds_across_two_workers(
     limited = next(r for r in responses if r.status_code == 429)
     assert limited.json()["error"]["code"] == "rate_limited"
     assert 1 <= int(limited.headers["retry-after"]) <= 60
-    assert ready["checks"]["rate_limit_store"] == {"status": "up"}
+    assert ready["checks"]["rate_limit_store"] == {
+        "status": "up",
+        "fallback": None,
+        "limit_per_process": None,
+    }
 
 
 def test_limit_answers_429_with_retry_after(
@@ -178,7 +182,11 @@ def test_the_fallback_is_logged_once_each_way_and_the_shared_limit_comes_back(
     assert fallback == [200, 200, 429]
     assert down["checks"]["rate_limit_store"]["status"] == "down"
     assert back == [200, 200, 200], "the shared count (a fresh Redis) is used again"
-    assert ready["checks"]["rate_limit_store"] == {"status": "up"}
+    assert ready["checks"]["rate_limit_store"] == {
+        "status": "up",
+        "fallback": None,
+        "limit_per_process": None,
+    }
     assert len(_log_events(log_path, "rate_limit_store_unavailable")) == 1
     assert len(_log_events(log_path, "rate_limit_store_recovered")) == 1
 
