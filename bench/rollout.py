@@ -272,7 +272,13 @@ def run(config: RolloutConfig | None = None) -> BenchResult:
     with local_topology() as topology:
         ours = measure_rollouts(topology.runner, topology.url, topology.images, config)
         baseline = (
-            measure_stop_then_start(topology.runner, topology.url, topology.images[0], config)
+            measure_stop_then_start(
+                topology.runner,
+                topology.url,
+                # The image that is not running now: a real replacement.
+                topology.images[len(ours.replacements) % len(topology.images)],
+                config,
+            )
             if config.baseline
             else None
         )

@@ -373,8 +373,12 @@ class LocalRunner:
                     f"({status.get('Message', '')}): "
                     f"{self._failure_detail(self.tasks(role), since=str(started))}"
                 )
-            if started == before and time.monotonic() - sent > UPDATE_START_SECONDS:
-                return  # nothing to roll: only the service's own fields changed
+            # Nothing to roll: only the service's own fields changed, and the engine keeps
+            # the last update's status, or (20.10) none at all.
+            if (not status or started == before) and time.monotonic() - sent > (
+                UPDATE_START_SECONDS
+            ):
+                return
             if time.monotonic() > deadline:
                 raise RolloutError(
                     f"the update of {service.name} is still {state} after {timeout:.0f}s"
