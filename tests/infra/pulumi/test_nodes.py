@@ -9,7 +9,9 @@ of this work (tests/infra/cluster, Docker-in-Docker).
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +19,12 @@ import yaml
 
 from infra.components.host import PRIVATE_NETWORK, PRIVATE_SUBNET, SWARM_PORTS, private_address
 from infra.components.monitoring import HEARTBEAT_PING_URL
-from infra.components.replica_watch import watch_name
+from infra.components.replica_watch import (
+    heartbeat_script,
+    install_script,
+    uninstall_script,
+    watch_name,
+)
 from infra.policy.policies import StackResource, at_least_two_nodes, swarm_nodes
 from infra.topology import DATASTORE_LABEL, EDGE_LABEL
 from tests.infra.pulumi.conftest import EXISTING_SERVERS, SMOKE_PUBLIC_KEY
@@ -278,3 +285,100 @@ def test_the_policy_counts_the_nodes_of_each_graph(graphs: Mapping[str, Graph]) 
         stack = [StackResource(r.type, r.name, r.inputs) for r in graphs[name].resources]
         assert len(swarm_nodes(stack)) == expected, name
         assert bool(at_least_two_nodes(stack)) is (expected < 2), name
+
+
+# --- the heartbeat scripts, run for real with stand-ins for docker, python3 and crontab ---
+
+
+def _stub(directory: Path, name: str, body: str) -> None:
+    path = directory / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+
+
+def _run(script: str, home: Path, bin_dir: Path) -> subprocess.CompletedProcess[str]:
+    environment = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(home)}
+    return subprocess.run(
+        ["/bin/sh", "-c", script],
+        env={**environment, "HEARTBEAT_URL": HEARTBEAT_PING_URL + "tok"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("manager", "replicas", "pinged"),
+    [
+        ("true", "3/3\n1/1\n1/1", True),
+        ("true", "2/2 (max 1 per node)\n1/1\n1/1", True),
+        ("true", "2/3\n1/1\n1/1", False),
+        ("true", "3/3\n0/1\n1/1", False),
+        ("false", "3/3\n1/1\n1/1", False),
+        ("true", "", False),
+    ],
+)
+def test_a_manager_pings_only_while_every_service_is_whole(
+    tmp_path: Path, manager: str, replicas: str, pinged: bool
+) -> None:
+    bin_dir, home = tmp_path / "bin", tmp_path / "home"
+    bin_dir.mkdir()
+    home.mkdir()
+    (home / ".config").mkdir()
+    (home / ".config" / f"{watch_name('prod')}.url").write_text(HEARTBEAT_PING_URL + "tok\n")
+    _stub(
+        bin_dir,
+        "docker",
+        f'case "$1" in info) echo {manager};; service) printf "{replicas}";; esac\n',
+    )
+    _stub(bin_dir, "python3", f'echo "$3" >> {tmp_path}/pings\n')
+    result = _run(heartbeat_script("prod"), home, bin_dir)
+    assert result.returncode == 0, result.stderr
+    pings = (tmp_path / "pings").read_text().split() if (tmp_path / "pings").exists() else []
+    assert pings == ([HEARTBEAT_PING_URL + "tok"] if pinged else [])
+
+
+def test_installing_the_heartbeat_writes_the_url_privately_and_one_crontab_line(
+    tmp_path: Path,
+) -> None:
+    bin_dir, home = tmp_path / "bin", tmp_path / "home"
+    bin_dir.mkdir()
+    home.mkdir()
+    table = tmp_path / "crontab"
+    table.write_text("0 3 * * * other-job\n")
+    _stub(
+        bin_dir,
+        "crontab",
+        f'if [ "$1" = -l ]; then cat {table}; else cat > {table}.new; mv {table}.new {table}; fi\n',
+    )
+    for _ in range(2):  # safe to run again: still one line
+        result = _run(install_script("prod"), home, bin_dir)
+        assert result.returncode == 0, result.stderr
+    lines = table.read_text().splitlines()
+    assert lines[0] == "0 3 * * * other-job"
+    assert len([line for line in lines if watch_name("prod") in line]) == 1
+    url_file = home / ".config" / f"{watch_name('prod')}.url"
+    assert url_file.read_text() == HEARTBEAT_PING_URL + "tok\n"
+    assert url_file.stat().st_mode & 0o077 == 0, "only the deploy user reads the token"
+    assert (home / ".local" / "bin" / watch_name("prod")).read_text() == heartbeat_script("prod")
+    result = _run(uninstall_script("prod"), home, bin_dir)
+    assert result.returncode == 0, result.stderr
+    assert table.read_text() == "0 3 * * * other-job\n"
+    assert not url_file.exists()
+
+
+def test_a_server_without_cron_warns_and_does_not_fail_the_deploy(tmp_path: Path) -> None:
+    bin_dir, home = tmp_path / "bin", tmp_path / "home"
+    bin_dir.mkdir()
+    home.mkdir()
+    result = subprocess.run(
+        ["/bin/sh", "-c", install_script("prod")],
+        env={"PATH": str(bin_dir), "HOME": str(home), "HEARTBEAT_URL": "x"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert "warning: cron is not installed" in result.stderr
