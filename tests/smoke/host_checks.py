@@ -69,9 +69,7 @@ def check_containers(by_name: dict[str, dict[str, Any]], environment: str) -> No
     assert len(images) == 1, f"replicas run different images: {sorted(images)}"
 
     # A swarm keeps the stopped containers of earlier tasks: only running ones count.
-    proxies = [
-        doc for doc in by_name.values() if _role(doc) == "proxy" and doc["State"]["Running"]
-    ]
+    proxies = [doc for doc in by_name.values() if _role(doc) == "proxy" and doc["State"]["Running"]]
     assert len(proxies) == 1, f"{len(proxies)} proxies"
     assert _running_healthy(proxies[0]), "the proxy is not healthy"
     assert proxies[0]["Config"]["User"] == PROXY_UID
