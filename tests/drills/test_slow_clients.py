@@ -11,6 +11,7 @@ import contextlib
 import socket
 import threading
 import time
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -101,7 +102,8 @@ def test_slow_clients_are_cut_off_and_health_still_answers(topology: TestTopolog
                 if response.status_code != 200:
                     errors.append(f"HTTP {response.status_code}")
                 health.append(time.monotonic() - started)
-                memory.append(int(proxy.stats(stream=False)["memory_stats"]["usage"]))
+                stats = cast(dict[str, Any], proxy.stats(stream=False))
+                memory.append(int(stats["memory_stats"]["usage"]))
                 time.sleep(0.2)
 
     watcher = threading.Thread(target=watch)

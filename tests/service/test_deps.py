@@ -112,7 +112,10 @@ def test_a_bad_x_end_user_is_422_naming_the_header(
     run_service: ServiceRunner, fakes: FakeUpstreams, end_user: str
 ) -> None:
     # Bytes: sent as they are (UTF-8 included), as any client may.
-    headers = {"Authorization": f"Bearer {OLD_KEY}".encode(), "X-End-User": end_user.encode()}
+    headers = [
+        (b"Authorization", f"Bearer {OLD_KEY}".encode()),
+        (b"X-End-User", end_user.encode()),
+    ]
     with run_service(frontend_api_keys=OLD_KEY) as url:
         answer = httpx.post(f"{url}/api/jobs/jsearch", json=SEARCH, headers=headers)
     assert answer.status_code == 422

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from postgrest.exceptions import APIError
+from postgrest.types import ReturnMethod
 from supabase import Client, create_client
 
 TABLE = "job_cache"
@@ -49,7 +50,7 @@ def check_anon_cannot_write(client: Client) -> None:
     }
     refused: APIError | None = None
     try:
-        client.table(TABLE).insert(row, returning="minimal").execute()
+        client.table(TABLE).insert(row, returning=ReturnMethod.minimal).execute()
     except APIError as error:
         refused = error
     assert refused is not None, f"anon wrote a row to {TABLE} with the public key"

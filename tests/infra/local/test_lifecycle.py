@@ -17,7 +17,9 @@ pytestmark = pytest.mark.docker
 
 def _ids(docker_client: docker.DockerClient, environment: str) -> dict[str, str]:
     """Every service (with its spec version) and running container of an environment."""
-    labels = {"label": [f"org.jobsearch.environment={environment}"]}
+    labels: dict[str, str | list[str] | bool] = {
+        "label": [f"org.jobsearch.environment={environment}"]
+    }
     found = {
         f"service {service.name}": f"{service.id}@{service.version}"
         for service in docker_client.services.list(filters=labels)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 import testinfra
 
-from infra.topology import SERVICE_PORT
+from infra.topology import SERVICE_PORT, Role
 from tests.fakes.upstreams import JSEARCH_KEY
 from tests.support.docker import EXPECTED_PYTHON
 from tests.support.local_topology import TestTopology
@@ -57,7 +57,7 @@ def test_service_process_is_not_root(topology: TestTopology) -> None:
 
 
 @pytest.mark.parametrize("role", ["proxy", "redis", "postgres"])
-def test_no_container_of_the_topology_runs_as_root(topology: TestTopology, role: str) -> None:
+def test_no_container_of_the_topology_runs_as_root(topology: TestTopology, role: Role) -> None:
     spec = topology.description.service(role)
     uids = _uids_of_pid_1(_host(_container_of(topology, role)))
     assert 0 not in uids

@@ -21,7 +21,7 @@ def test_docker_inspect_shows_no_secret_value(
 ) -> None:
     values = [value for value in topology.runner.secret_values().values() if len(value) >= 8]
     assert len(values) >= 4, "the API keys, the database URL and the Postgres password"
-    labels = {"label": ["org.jobsearch.environment=test"]}
+    labels: dict[str, str | list[str] | bool] = {"label": ["org.jobsearch.environment=test"]}
     inspected = [service.attrs for service in docker_client.services.list(filters=labels)]
     inspected += [c.attrs for c in docker_client.containers.list(all=True, filters=labels)]
     assert len(inspected) >= 5
