@@ -135,6 +135,14 @@ def readiness_problems(checks: Mapping[str, Any]) -> list[str]:
     quota = checks.get("quota") or {}
     if quota.get("status") not in (None, "ok"):
         problems.append(f"paid quota {quota.get('status')}")
+    budget = checks.get("budget") or {}
+    if budget.get("status") == "exhausted":
+        spent = [
+            name
+            for name, info in (budget.get("sources") or {}).items()
+            if isinstance(info, dict) and info.get("status") == "exhausted"
+        ]
+        problems.append(f"daily budget of paid calls spent ({', '.join(spent) or '?'})")
     sources: Mapping[str, Any] = checks.get("sources") or {}
     configured = {name: info for name, info in sources.items() if info.get("configured")}
     if sources and not configured:

@@ -104,6 +104,20 @@ def test_no_configured_source_fails_readiness(
     assert "RAPID_API_KEY" in checks["source jsearch"]["detail"]
 
 
+def test_a_spent_daily_budget_degrades_readiness_and_says_which(
+    migrated_database: str, fakes_url: str, tmp_path: Path, ops: OpsRunner
+) -> None:
+    with service_process(
+        migrated_database, fakes_url, tmp_path / "s.log", JSEARCH_DAILY_BUDGET="1"
+    ) as url:
+        httpx.post(f"{url}/api/jobs/jsearch", json={"jobTitle": "budget drill"}, timeout=30)
+        result = ops("diagnose", "--url", url, "--json")
+
+    readiness = by_name(result.json())["readiness"]
+    assert readiness["verdict"] == "warn"
+    assert "daily budget of paid calls spent (jsearch)" in readiness["detail"]
+
+
 def _bare_app() -> Starlette:
     """Answers like the service but sends none of its security headers."""
 
