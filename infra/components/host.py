@@ -31,9 +31,11 @@ import pulumi_hcloud as hcloud
 import pulumi_tls as tls
 
 from infra.config import ExistingServer, HostMode, NodeRole
-from infra.topology import DATASTORE_LABEL, EDGE_LABEL, NODE_MARKER, manager_count
+from infra.topology import DATASTORE_LABEL, EDGE_LABEL, NODE_MARKER, NOFILE_LIMIT, manager_count
 
 COMPONENT_TYPE = "jobsearch:platform:Host"
+# Daily, as root: prunes the images no container uses (see cloud_init).
+IMAGE_PRUNE_CRON = "/etc/cron.daily/jobsearch-docker-image-prune"
 # How long `docker` waits for a reboot-fresh VM's SSH before giving up.
 _DIAL_ATTEMPTS = 40
 # The nodes' private network (hcloud); node i gets PRIVATE_SUBNET's .(10 + i).
@@ -298,16 +300,28 @@ def cloud_init(
                 f"AllowUsers {allowed_users}\n",
             },
             {
-                # Every container's logs rotate even if its own options were lost.
+                # Every container's logs rotate even if its own options were lost, and
+                # every container gets the topology's open-files limit (pulumi-docker's
+                # Service cannot set ulimits). No live-restore: swarm mode refuses it.
                 "path": "/etc/docker/daemon.json",
                 "permissions": "0644",
                 "content": json.dumps(
                     {
                         "log-driver": "json-file",
                         "log-opts": {"max-size": "10m", "max-file": "5"},
-                        "live-restore": True,
+                        "default-ulimits": {
+                            "nofile": {"Name": "nofile", "Soft": NOFILE_LIMIT, "Hard": NOFILE_LIMIT}
+                        },
                     }
                 ),
+            },
+            {
+                # Images no container uses, older than ten days, go: each deploy pulls a
+                # new digest. The swarm keeps its last tasks' containers, so the image a
+                # rollback needs is in use and stays.
+                "path": IMAGE_PRUNE_CRON,
+                "permissions": "0755",
+                "content": "#!/bin/sh\nexec docker image prune --all --force --filter until=240h\n",
             },
             {"path": BLOCK_METADATA_SCRIPT, "permissions": "0755", "content": _BLOCK_METADATA},
             {

@@ -13,6 +13,7 @@ component changes.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -26,7 +27,8 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.components.host import cloud_init
+from infra.components.host import IMAGE_PRUNE_CRON, cloud_init
+from infra.topology import NOFILE_LIMIT
 
 METADATA = "169.254.169.254"
 METADATA_SCRIPT = "/usr/local/sbin/jobsearch-block-metadata"
@@ -224,3 +226,17 @@ def test_without_a_smoke_key_there_is_no_smoke_user() -> None:
         "AllowUsers deploy\n"
         in written(document)["/etc/ssh/sshd_config.d/10-jobsearch.conf"]["content"]
     )
+
+
+def test_cloud_init_makes_a_docker_swarm_mode_accepts_with_limits_and_pruning() -> None:
+    document = cloud_init_document()
+    files = written(document)
+    daemon = json.loads(files["/etc/docker/daemon.json"]["content"])
+    # dockerd refuses `docker swarm init` with live-restore on.
+    assert "live-restore" not in daemon
+    nofile = daemon["default-ulimits"]["nofile"]
+    assert nofile["Soft"] == nofile["Hard"] == NOFILE_LIMIT
+    prune = files[IMAGE_PRUNE_CRON]
+    assert prune["permissions"] == "0755"
+    assert "docker image prune --all --force --filter until=" in prune["content"]
+    assert "cron" in document["packages"]
