@@ -78,7 +78,6 @@ def check_containers(by_name: dict[str, dict[str, Any]], environment: str) -> No
         for doc in by_name.values()
         if _role(doc) in ("redis", "postgres") and doc["State"]["Running"]
     ]
-    assert any(_role(doc) == "redis" for doc in datastores), "Redis is not running"
     for document in datastores:
         published = document["HostConfig"].get("PortBindings") or {}
         # Only the local topology's own Postgres is published (for the runner's
