@@ -64,6 +64,12 @@ def _place(cluster: SwarmCluster, hostname: str | None) -> None:
         placement = spec["TaskTemplate"]["Placement"]
         placement["Constraints"] = [*placement["Constraints"], f"node.hostname == {hostname}"]
         spec["Labels"][FINGERPRINT_LABEL] += f"-on-{hostname}"
+    else:
+        # A task that still meets the placement keeps running when only the placement
+        # changes (SwarmKit's updater): force new tasks, which the spread then places.
+        current = cluster.runner.service("api")
+        forced = current.attrs["Spec"]["TaskTemplate"].get("ForceUpdate", 0) if current else 0
+        spec["TaskTemplate"]["ForceUpdate"] = int(forced) + 1
     cluster.runner.apply("api", spec)
     wanted = 1 if hostname is not None else 2
     deadline = time.monotonic() + 120
