@@ -477,9 +477,7 @@ def _registry_answers(port: int) -> bool:
         return False
 
 
-# Per module: only tests/infra/cluster uses it, and three vfs engines would
-# otherwise sit idle on this machine's memory for the rest of the run.
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def swarm_cluster(
     docker_client: docker.DockerClient, test_images: TestImages
 ) -> Iterator[SwarmCluster]:
