@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SUPABASE_CLI := tools/supabase-cli/node_modules/.bin/supabase
 INSTALLED := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: install local local-down run test lint typecheck bench lock audit clean-venv
+.PHONY: install local local-down run test lint typecheck bench lock audit generate clean-venv
 
 $(INSTALLED): requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ lint: $(INSTALLED)
 	$(BIN)/zizmor --offline --min-severity low .github/workflows
 	$(BIN)/squawk service/supabase/migrations/*.sql
 	@if [ -n "$$GITHUB_ACTIONS" ]; then $(MAKE) --no-print-directory audit; else echo "audit: skipped, no vulnerability database is reachable here (CI runs make audit)"; fi
+
+## generate: rewrite every file copied from a single source (infra/generated.py lists them);
+## tests/test_generated.py fails while one is stale.
+generate: $(INSTALLED)
+	$(BIN)/python -m infra.generated
 
 ## bench: run the benchmarks under bench/ and rewrite docs/benchmarks.md.
 bench: $(INSTALLED)
