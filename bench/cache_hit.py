@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import httpx
 
 from bench.environment import BenchEnvironment
-from bench.load import WrkResult, run_wrk
 from bench.report import BenchError, BenchResult, median
+from bench.wrk import WrkResult, run_wrk
+from harness.processes import Server
 from infra.ops.diagnose import parse_metrics, series
-from tests.support.processes import Server
 
 SEARCH = {"jobTitle": "python developer", "city": "Austin", "country": "US", "jobType": "Full-time"}
 PATH = "/api/jobs/jsearch"

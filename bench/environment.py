@@ -19,12 +19,12 @@ from typing import Any
 import httpx
 import psycopg
 
+from harness.machine import ensure_postgres, ensure_redis
+from harness.postgres import database_name, scratch_database, service_login_url, url_for
+from harness.processes import Server, python_module, serve
+from harness.servers import free_port
 from infra import migrations
 from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
-from tests.support.machine import ensure_postgres, ensure_redis
-from tests.support.postgres import database_name, scratch_database, service_login_url, url_for
-from tests.support.processes import Server, python_module, serve
-from tests.support.servers import free_port
 
 # A database number of its own, so that bench counters never meet the suite's.
 REDIS_URL = "redis://127.0.0.1:6379/13"

@@ -27,13 +27,13 @@ import httpx
 from docker.models.containers import Container
 
 from bench.environment import BenchEnvironment
-from bench.load import Call, require_all_ok, run_calls
 from bench.report import BenchError, BenchResult, median
 from bench.upstream_calls import UpstreamCallsConfig, draw
+from harness.load import Call, require_all_ok, run_calls
+from harness.processes import Server, rss_kib
 from infra.swarm import engine_spec
 from infra.topology import SERVICE_PORT, TopologySpec, describe
 from infra.topology import Images as TopologyImages
-from tests.support.processes import Server, rss_kib
 
 BARE_APP = Path(__file__).with_name("bare_app.py")
 IMAGE_TAG = "jobsearch-api:bench"

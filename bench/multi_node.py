@@ -18,8 +18,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench.load import BackgroundLoad, Call
 from bench.report import BenchError, BenchResult, median
+from harness.background import BackgroundLoad
+from harness.load import Call
 from infra.local.engine import ensure_engine
 from infra.local.runner import FINGERPRINT_LABEL
 from infra.local.state import STATE_ROOT

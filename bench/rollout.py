@@ -23,14 +23,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from bench.load import BackgroundLoad, Call
 from bench.report import BenchResult
+from harness.background import BackgroundLoad
+from harness.load import Call
+from harness.servers import free_port
 from infra.local.engine import ensure_engine
 from infra.local.runner import FINGERPRINT_LABEL, LocalRunner
 from infra.local.state import STATE_ROOT
 from tests.support.docker import build_test_images
 from tests.support.local_topology import ensure_fakes, prepare_test_instance
-from tests.support.servers import free_port
 
 REQUESTS_TARGET = 2000
 

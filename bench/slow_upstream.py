@@ -15,9 +15,10 @@ import uuid
 from dataclasses import dataclass
 
 from bench.environment import BenchEnvironment
-from bench.load import Call, HealthPoller, Outcome, require_all_ok, run_calls
 from bench.report import BenchError, BenchResult, percentile
-from tests.support.processes import Server
+from harness.load import Call, Outcome, require_all_ok, run_calls
+from harness.poller import HealthPoller
+from harness.processes import Server
 
 # A /health above this on an idle server is not the app: see the note in run().
 NAGLE_FLOOR_MS = 30.0

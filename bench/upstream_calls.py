@@ -16,8 +16,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from bench.environment import BenchEnvironment
-from bench.load import Call, require_all_ok, run_calls
 from bench.report import BenchResult
+from harness.load import Call, require_all_ok, run_calls
 
 TITLE = "Paid upstream calls"
 

@@ -8,19 +8,19 @@ from typing import Any
 
 import pytest
 
-from infra import migrations
-from jobsearch.main import create_app
-from jobsearch.settings import Settings
-from tests.fakes.upstreams import FakeUpstreams, build_app
-from tests.support.machine import ensure_postgres, ensure_redis
-from tests.support.postgres import (
+from harness.machine import ensure_postgres, ensure_redis
+from harness.postgres import (
     PrivateCluster,
     create_supabase_roles,
     private_cluster,
     scratch_database,
     service_login_url,
 )
-from tests.support.servers import free_port, serve_in_thread
+from harness.servers import free_port, serve_in_thread
+from infra import migrations
+from jobsearch.main import create_app
+from jobsearch.settings import Settings
+from tests.fakes.upstreams import FakeUpstreams, build_app
 from tests.support.settings import service_settings
 
 # Fixtures shared across directories, registered once so that session scope means once.

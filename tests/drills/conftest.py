@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from harness.postgres import service_login_url
+from harness.servers import serve_in_thread
 from jobsearch.main import create_app
 from tests.fakes.upstreams import FakeUpstreams
-from tests.support.postgres import service_login_url
-from tests.support.servers import serve_in_thread
 from tests.support.settings import service_settings
 
 

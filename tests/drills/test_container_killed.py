@@ -15,7 +15,8 @@ import time
 import pytest
 from docker.models.containers import Container
 
-from bench.load import BackgroundLoad, Call
+from harness.background import BackgroundLoad
+from harness.load import Call
 from tests.support.local_topology import TestTopology
 
 pytestmark = pytest.mark.docker

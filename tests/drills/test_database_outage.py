@@ -15,11 +15,12 @@ import uuid
 import httpx
 import psycopg
 
-from bench.load import BackgroundLoad, Call
+from harness.background import BackgroundLoad
+from harness.load import Call
+from harness.postgres import PrivateCluster
+from harness.servers import wait_for_ready_status
 from tests.conftest import ServiceRunner
 from tests.fakes.upstreams import FakeUpstreams
-from tests.support.postgres import PrivateCluster
-from tests.support.servers import wait_for_ready_status
 
 CONCURRENCY = 8
 

@@ -16,7 +16,7 @@ from collections import Counter
 
 import pytest
 
-from bench.load import Call, Outcome, send_all
+from harness.load import Call, Outcome, send_all
 from tests.conftest import ServiceRunner
 from tests.fakes.upstreams import FakeUpstreams, SourceBehaviour
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from harness.postgres import PrivateCluster, supabase_like_cluster
+from harness.servers import free_port
 from infra import migrations
 from tests.runbooks import checks
 from tests.runbooks.shell import blocks, commands
-from tests.support.postgres import PrivateCluster, supabase_like_cluster
-from tests.support.servers import free_port
 from tests.support.supabase_cli import ensure_supabase_cli
 
 DATABASE_RUNBOOKS = ("JobSearchApiDegraded.md", "search-is-broken.md", "restore-cache-database.md")

@@ -10,10 +10,10 @@ import httpx
 import pytest
 import redis
 
+from harness.servers import closed_port
 from jobsearch.budget import budget_key, seconds_until_next_utc_day
 from tests.conftest import ServiceRunner
 from tests.fakes.upstreams import FakeUpstreams
-from tests.support.servers import closed_port
 
 REDIS_DB = 8  # this module's own database on the machine's Redis
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.processes import run_service_process
+from harness.processes import run_service_process
 
 
 def test_jobsearch_api_serves_health_with_no_configuration(tmp_path: Path) -> None:

@@ -12,11 +12,11 @@ import pytest
 import redis
 import redis.asyncio
 
+from harness.processes import BURSTS_TO_REACH_BOTH_WORKERS, run_service_process
 from jobsearch.coalescing import SharedClaims
 from jobsearch.models import JobSearchRequest
 from tests.conftest import ServiceRunner
 from tests.fakes.upstreams import THEIRSTACK_KEY, FakeUpstreams
-from tests.support.processes import BURSTS_TO_REACH_BOTH_WORKERS, run_service_process
 
 CONCURRENT = 20
 REDIS_DB = 8  # this module's own database on the machine's Redis

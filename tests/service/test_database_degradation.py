@@ -10,10 +10,10 @@ import time
 
 import httpx
 
+from harness.postgres import PrivateCluster
+from harness.servers import wait_for_ready_status
 from tests.conftest import ServiceRunner
 from tests.fakes.upstreams import FakeUpstreams
-from tests.support.postgres import PrivateCluster
-from tests.support.servers import wait_for_ready_status
 
 
 def test_searches_survive_a_database_outage_and_the_cache_recovers(

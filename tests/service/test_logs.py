@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.processes import run_service_process
+from harness.servers import closed_port
 from jobsearch.logging_setup import REDACTED, Redactor
 from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY, FakeUpstreams
-from tests.support.processes import run_service_process
-from tests.support.servers import closed_port
 
 DB_PASSWORD = "pg-password-Zq8kLm2"
 REDIS_PASSWORD = "redis-password-Yt5vQ"

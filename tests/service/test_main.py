@@ -22,7 +22,7 @@ _SPANS_WITH_A_GLOBAL_PROVIDER = textwrap.dedent(
 
     from jobsearch.main import create_app
     from jobsearch.settings import settings_from
-    from tests.support.servers import serve_in_thread
+    from harness.servers import serve_in_thread
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
@@ -47,7 +47,7 @@ _COLLECTOR_ONCE_SERVING = textwrap.dedent(
 
     from jobsearch.main import create_app
     from jobsearch.settings import settings_from
-    from tests.support.servers import serve_in_thread
+    from harness.servers import serve_in_thread
 
     app = create_app(settings_from({"APP_ENV": "development"}))
     built = len(gc.get_objects())

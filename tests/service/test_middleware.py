@@ -12,9 +12,9 @@ from pathlib import Path
 
 import httpx
 
+from harness.processes import run_service_process
 from tests.conftest import ServiceRunner
 from tests.fakes.upstreams import FakeUpstreams
-from tests.support.processes import run_service_process
 
 
 def test_a_long_path_is_logged_truncated(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from harness.postgres import scratch_database, service_login_url
 from infra import migrations
-from tests.support.postgres import scratch_database, service_login_url
 
 
 def test_anon_and_authenticated_cannot_read_or_write_the_cache(migrated_database: str) -> None:

@@ -14,13 +14,13 @@ from pathlib import Path
 import httpx
 import redis
 
+from harness.processes import BURSTS_TO_REACH_BOTH_WORKERS, run_service_process
+from harness.servers import closed_port, free_port
 from infra.topology import Images, TopologySpec, describe
 from jobsearch.ratelimit import SearchRateLimiter
 from jobsearch.settings import settings_from
 from tests.conftest import ServiceRunner
 from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY, FakeUpstreams
-from tests.support.processes import BURSTS_TO_REACH_BOTH_WORKERS, run_service_process
-from tests.support.servers import closed_port, free_port
 
 REDIS_DB = 7  # this test's own database on the machine's Redis
 LIMIT = 10

@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from harness.servers import serve_in_thread
 from jobsearch.main import create_app
 from jobsearch.settings import Settings
-from tests.support.servers import serve_in_thread
 
 SENTRY_KEY = "fedcba9876543210fedcba9876543210"
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import httpx
 
+from harness.processes import run_service_process
 from infra.topology import SERVICE_STOP_GRACE_SECONDS
 from jobsearch.server import DRAIN_SECONDS, GRACEFUL_SHUTDOWN_SECONDS
 from tests.fakes.upstreams import JSEARCH_KEY, FakeUpstreams
-from tests.support.processes import run_service_process
 
 # Outlasts the drain, so the request is still in flight when uvicorn stops accepting.
 SLOW_UPSTREAM_SECONDS = DRAIN_SECONDS + 2.0

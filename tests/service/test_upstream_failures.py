@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from harness.servers import closed_port
 from tests.conftest import ServiceRunner
 from tests.fakes.upstreams import FakeUpstreams, SourceBehaviour
-from tests.support.servers import closed_port
 
 SOURCES = ["jsearch", "theirstack"]
 TIMEOUT = 1.0

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
+from harness.servers import free_port
 from tests.smoke import host_checks
 from tests.smoke.conftest import deployed_url
-from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -42,13 +42,13 @@ from docker.models.containers import Container
 from docker.models.volumes import Volume
 from docker.types import IPAMConfig, IPAMPool
 
+from harness.servers import free_port
 from infra.local.images import standin
 from infra.local.runner import LocalRunner, TaskStatus
 from infra.local.state import STATE_ROOT, LocalConfig, LocalState
 from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
 from tests.support.docker import TestImages
 from tests.support.local_topology import FAKES_ALIAS, FAKES_PORT, ensure_fakes
-from tests.support.servers import free_port
 
 # Marks every container, network and volume this module makes on the host engine.
 CLUSTER_LABEL = "org.jobsearch.swarm-cluster"

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -19,9 +20,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.servers import free_port
+from harness.servers import free_port
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 30.0
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -137,7 +138,7 @@ def serve(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/tmp"),
+        "HOME": os.environ.get("HOME", tempfile.gettempdir()),
         "PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'service'}",
         "HOST": "127.0.0.1",
         "PORT": str(port),

@@ -1,4 +1,4 @@
-"""Databases for tests on the machine's PostgreSQL, and private clusters to stop and start."""
+"""Scratch databases on the machine's PostgreSQL, and private clusters to stop and start."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def _pg_bin() -> Path:
 
 @dataclass
 class PrivateCluster:
-    """A PostgreSQL server of the test's own, so that it can really be stopped."""
+    """A PostgreSQL server of the caller's own, so that it can really be stopped."""
 
     data_dir: Path
     port: int

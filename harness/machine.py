@@ -1,4 +1,4 @@
-"""The machine services the suite talks to: start them when they have stopped.
+"""The machine services the suite and the benchmarks talk to: start them when they have stopped.
 
 These are the commands the machine itself uses to start them (see README,
 "Running the tests"); CI runs on a fresh machine where they may be down.
