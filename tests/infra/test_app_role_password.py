@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from harness.postgres import PrivateCluster, create_supabase_roles, private_cluster
+from harness.servers import free_port
 from infra import migrations
-from tests.support.postgres import PrivateCluster, create_supabase_roles, private_cluster
-from tests.support.servers import free_port
 
 PASSWORD = "Plain-Text-Must-Not-Travel/7f3a9c"
 

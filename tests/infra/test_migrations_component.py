@@ -19,6 +19,7 @@ import psycopg
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
+from harness.postgres import scratch_database
 from infra import migrations
 from infra.components.database import (
     DatabaseError,
@@ -26,7 +27,6 @@ from infra.components.database import (
     app_database_url,
     migration_checksums,
 )
-from tests.support.postgres import scratch_database
 
 PASSWORD = "Sc-ratch-App-Password/with:odd@chars"
 FILES = sorted(path.name for path in migrations.MIGRATIONS_DIR.glob("*.sql"))

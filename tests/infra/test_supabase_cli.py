@@ -13,9 +13,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from harness.postgres import scratch_database
 from infra import migrations
 from infra.components.database import MigrationsProvider, migration_checksums
-from tests.support.postgres import scratch_database
 from tests.support.supabase_cli import (
     CLI_DIR,
     cli_url,

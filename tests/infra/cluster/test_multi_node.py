@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from bench.load import BackgroundLoad, Call
+from harness.background import BackgroundLoad
+from harness.load import Call
 from tests.support.swarm_cluster import SwarmCluster, node_name
 
 pytestmark = pytest.mark.docker

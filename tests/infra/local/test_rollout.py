@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from bench.load import BackgroundLoad, Call
+from harness.background import BackgroundLoad
+from harness.load import Call
 from infra.local.runner import RolloutError
 from infra.ops.cli import main as ops_main
 from tests.support.local_topology import TestTopology

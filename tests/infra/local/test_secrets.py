@@ -9,7 +9,8 @@ import docker
 import pytest
 import testinfra
 
-from bench.load import BackgroundLoad, Call
+from harness.background import BackgroundLoad
+from harness.load import Call
 from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
 from tests.support.local_topology import TestTopology
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from starlette.types import ASGIApp
 
+from harness.postgres import service_login_url
+from harness.processes import run_service_process
+from harness.servers import serve_in_thread
 from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
-from tests.support.postgres import service_login_url
-from tests.support.processes import run_service_process
-from tests.support.servers import serve_in_thread
 
 
 @contextlib.contextmanager

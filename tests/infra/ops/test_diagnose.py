@@ -13,12 +13,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from harness.servers import closed_port, serve_in_thread
 from infra.alerts import CERTIFICATE_DAYS
 from infra.ops.diagnose import source_checks
 from tests.fakes.upstreams import FakeUpstreams
 from tests.infra.ops.conftest import OpsRunner
 from tests.infra.ops.services import make_certificates, serve_tls, service_process
-from tests.support.servers import closed_port, serve_in_thread
 
 SEARCH = {"jobTitle": "python developer", "city": "Austin", "country": "US"}
 

@@ -20,11 +20,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from harness.postgres import PrivateCluster, scratch_database, supabase_like_cluster
+from harness.servers import free_port
 from infra import migrations
 from infra.ops import diagnose
 from tests.infra.ops.conftest import OpsRunner
-from tests.support.postgres import PrivateCluster, scratch_database, supabase_like_cluster
-from tests.support.servers import free_port
 from tests.support.supabase_cli import ensure_supabase_cli
 
 ADMIN_PASSWORD = "Admin-Pass/word:Never-On-Argv-41"

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import testinfra
 
+from harness.servers import closed_port
 from tests.infra.ops.conftest import OpsRunner
 from tests.infra.ops.fake_pulumi import install
 from tests.smoke import host_checks
 from tests.support.local_topology import TestTopology
-from tests.support.servers import closed_port
 
 pytestmark = pytest.mark.docker
 

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from harness.postgres import scratch_database
+from harness.servers import closed_port
 from infra import migrations
 from tests.infra.ops.conftest import OpsRunner
-from tests.support.postgres import scratch_database
-from tests.support.servers import closed_port
 
 ALL = [m.path.name for m in migrations.discover()]
 

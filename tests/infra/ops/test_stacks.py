@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from harness.servers import closed_port
 from infra.ops.pulumi_stack import IMAGE_CONFIG_KEY
 from tests.infra.ops.conftest import OpsRunner
 from tests.infra.ops.fake_pulumi import history_entry, install
-from tests.support.servers import closed_port
 
 REPOSITORY = "ghcr.io/jobsearch-platform/jobsearch-api"
 OLD = f"{REPOSITORY}@sha256:{'a' * 64}"

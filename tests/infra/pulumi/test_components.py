@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.servers import free_port
 from infra.alerts import ALERTS, CERTIFICATE_DAYS, by_name
 from infra.components.domain import record_type
 from infra.components.host import cloud_init, docker_ssh_options, firewall_rules
@@ -32,7 +33,6 @@ from infra.local.engine import apt_install
 from infra.swarm import ObjectRef, engine_spec
 from infra.topology import Images, TopologySpec, describe
 from jobsearch.routers.health import QUOTA_LOW_BELOW
-from tests.support.servers import free_port
 
 DIGEST = "ab" * 32
 
