@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from jobsearch.contract import render_env_example, settings_table
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMMAND = "make generate"
 
@@ -64,12 +66,14 @@ def splice(
     return "".join([*lines[: start + 1], block, *lines[stop:]])
 
 
-def _registry() -> list[Generated]:
-    # Imported here: each renderer reads its own source, and `--help` should not need them.
-    return []
+def _readme_settings(text: str) -> str:
+    return splice(text, "settings", settings_table())
 
 
-GENERATED: list[Generated] = _registry()
+GENERATED: list[Generated] = [
+    Generated(Path(".env.example"), render_env_example),
+    Generated(Path("README.md"), _readme_settings),
+]
 
 
 def rendered(item: Generated, root: Path | None = None) -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""Settings: one list for the code, .env.example and the README, and strict validation."""
+"""Settings: one list (.env.example and the README table are generated from it), validated."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from infra.generated import GENERATED, Generated, stale
 from jobsearch import settings as settings_module
 from jobsearch.settings import Settings, describe_validation_error, settings_from
+from jobsearch.settings_reference import DEVELOPMENT_VALUES, render_env_example, settings_table
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,21 +23,39 @@ def _setting_names() -> set[str]:
     return {name.upper() for name in Settings.model_fields}
 
 
-def test_env_example_documents_every_setting_and_nothing_else() -> None:
-    documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+def test_env_example_and_readme_table_are_generated_from_the_settings() -> None:
+    """Both are rendered from Settings' fields (make generate): no copy to keep in step."""
+    env_example = Generated(Path(".env.example"), render_env_example)
+    readme = next(item for item in GENERATED if item.path == Path("README.md"))
+    assert stale([env_example, readme]) == []
+
+
+def test_env_example_documents_every_setting_and_pins_no_default() -> None:
+    text = (ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^(?:# )?([A-Z_]+)=", text, re.M))
     assert documented == _setting_names()
+    set_lines = set(re.findall(r"^([A-Z_]+)=", text, re.M))
+    assert set_lines == {name.upper() for name in DEVELOPMENT_VALUES}
+
+
+def test_readme_table_states_each_default_and_secret() -> None:
+    table = settings_table()
+    ttl = Settings.model_fields["cache_ttl_minutes"].default
+    assert f"| `CACHE_TTL_MINUTES` | {ttl} | no |" in table
+    assert "| `DATABASE_URL` | unset | yes |" in table
+    assert "| `CORS_ORIGINS` | empty | no |" in table
 
 
 def test_env_example_copied_to_dot_env_starts_the_service(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`cp .env.example .env` is the documented first step: its blank `KEY=` lines mean unset."""
+    """`cp .env.example .env` is the documented first step: it sets no default by itself."""
     for name in _setting_names():
         monkeypatch.delenv(name, raising=False)
     (tmp_path / ".env").write_text((ROOT / ".env.example").read_text())
     monkeypatch.chdir(tmp_path)
     settings = Settings()
-    assert settings.cache_ttl_minutes == 60
+    assert settings.cache_ttl_minutes == Settings.model_fields["cache_ttl_minutes"].default
     assert settings.redis_url is None
     assert settings.database_url is None
     assert settings.sentry_dsn is None
@@ -43,18 +63,26 @@ def test_env_example_copied_to_dot_env_starts_the_service(
     assert settings.cors_origins == ["http://localhost:3000"]
 
 
+def test_uncommenting_a_blank_line_still_means_unset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in _setting_names():
+        monkeypatch.delenv(name, raising=False)
+    uncommented = re.sub(r"^# ([A-Z_]+=)", r"\1", (ROOT / ".env.example").read_text(), flags=re.M)
+    (tmp_path / ".env").write_text(uncommented)
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    assert settings.rapid_api_key is None
+    assert settings.cache_ttl_minutes == Settings.model_fields["cache_ttl_minutes"].default
+
+
 def test_every_env_example_entry_has_a_comment_above_it() -> None:
     lines = (ROOT / ".env.example").read_text().splitlines()
     for index, line in enumerate(lines):
-        if re.match(r"^[A-Z_]+=", line):
-            assert lines[index - 1].startswith("#"), f"{line} has no description"
-
-
-def test_readme_settings_table_matches_the_settings() -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
-    in_table = set(re.findall(r"^\| `([A-Z_]+)` \|", section, re.M))
-    assert in_table == _setting_names()
+        if re.match(r"^(# )?[A-Z_]+=", line):
+            above = lines[index - 1]
+            assert above.startswith("#"), f"{line} has no description"
+            assert not re.match(r"^# [A-Z_]+=", above), f"{line} has no description"
 
 
 @pytest.mark.parametrize(
