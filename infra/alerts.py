@@ -1,7 +1,8 @@
 """Every alert the stacks define, as plain data.
 
 The monitoring component (infra/components/monitoring.py) turns these into
-Checkly checks and Sentry alert rules; tests/runbooks check that each alert
+Checkly checks and Sentry alert rules; runbooks/README.md's alert index is
+generated from them (infra/generated.py); tests/runbooks check that each alert
 has a runbook named exactly after it, and that each runbook names an alert here.
 """
 
@@ -107,6 +108,15 @@ ALERTS: tuple[Alert, ...] = (
         description="Unhandled exceptions in the service; users see 500 internal_error.",
     ),
 )
+
+
+def alert_index() -> str:
+    """The Markdown table of every alert, for runbooks/README.md (generated, make generate)."""
+    rows = ["| Alert | Severity | Fires when |", "| --- | --- | --- |"]
+    for alert in ALERTS:
+        summary = alert.summary.replace("|", "\\|")
+        rows.append(f"| [{alert.name}]({alert.name}.md) | {alert.severity} | {summary} |")
+    return "\n".join(rows) + "\n"
 
 
 def by_name(name: str) -> Alert:

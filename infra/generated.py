@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.alerts import alert_index
 from jobsearch.contract import render_env_example, settings_table
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -70,9 +71,14 @@ def _readme_settings(text: str) -> str:
     return splice(text, "settings", settings_table())
 
 
+def _runbook_index(text: str) -> str:
+    return splice(text, "alerts", alert_index())
+
+
 GENERATED: list[Generated] = [
     Generated(Path(".env.example"), render_env_example),
     Generated(Path("README.md"), _readme_settings),
+    Generated(Path("runbooks/README.md"), _runbook_index),
 ]
 
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from infra.alerts import ALERTS, DEFAULT_RUNBOOK_BASE_URL
+from infra.generated import GENERATED, stale
 from tests.runbooks import checks
 from tests.runbooks.shell import blocks, commands
 
@@ -82,6 +83,20 @@ def test_a_procedure_has_commands(procedure: str) -> None:
 @pytest.mark.parametrize("path", ALL_DOCUMENTS, ids=lambda path: path.name)
 def test_what_a_runbook_names_exists(path: Path) -> None:
     assert checks.all_problems(path.read_text(), path.parent) == []
+
+
+def test_the_alert_index_is_generated_from_the_alerts() -> None:
+    index = next(item for item in GENERATED if item.path == Path("runbooks") / INDEX)
+    assert stale([index]) == [], "run `make generate`"
+    text = (RUNBOOKS / INDEX).read_text()
+    for alert in ALERTS:
+        assert f"| [{alert.name}]({alert.name}.md) | {alert.severity} |" in text
+
+
+def test_the_operations_doc_links_the_alert_index_rather_than_copying_it() -> None:
+    text = OPERATIONS_DOC.read_text()
+    assert "(../runbooks/README.md#alerts)" in text
+    assert [alert.name for alert in ALERTS if alert.name in text] == []
 
 
 def test_the_operations_doc_is_held_to_the_same_checks() -> None:
