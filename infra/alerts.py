@@ -11,6 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from pydantic import BaseModel
+
+from jobsearch.contract import HealthResponse, ReadyResponse
+
 # Days before a certificate expires when JobSearchTlsCertificateExpiring fires.
 CERTIFICATE_DAYS = 14
 
@@ -25,6 +29,8 @@ Probe = Literal[
     "error_rate",
     "replicas",
 ]
+# The monitors that are not an HTTP probe (infra/components/monitoring.py).
+OTHER_PROBES: tuple[Probe, ...] = ("certificate", "error_rate", "replicas")
 # How long running replicas may stay below the desired count before
 # JobSearchReplicasMissing fires.
 REPLICAS_MISSING_MINUTES = 5
@@ -32,6 +38,96 @@ REPLICAS_MISSING_MINUTES = 5
 DEFAULT_RUNBOOK_BASE_URL = (
     "https://github.com/jobsearch-platform/jobsearch-platform/blob/main/runbooks"
 )
+
+
+def json_path(document: type[BaseModel], *fields: str) -> str:
+    """The JSONPath of a field of the service's response model, e.g. `$.checks.quota.status`.
+
+    Fails at import when the model has no such field, so a probe cannot assert a
+    path the service stopped sending.
+    """
+    model: object = document
+    for depth, field in enumerate(fields):
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise ValueError(f"{document.__name__}.{'.'.join(fields[:depth])} has no fields")
+        if field not in model.model_fields:
+            raise ValueError(f"{document.__name__} has no field {'.'.join(fields[: depth + 1])}")
+        model = model.model_fields[field].annotation
+    return "$." + ".".join(fields)
+
+
+def _read(body: object, path: str) -> object:
+    """The value at a `$.a.b` path of a JSON body; None when absent."""
+    for field in path.removeprefix("$.").split("."):
+        if not isinstance(body, dict):
+            return None
+        body = body.get(field)
+    return body
+
+
+@dataclass(frozen=True)
+class Assertion:
+    """One Checkly API-check assertion; `holds` judges a response the way Checkly does."""
+
+    source: Literal["STATUS_CODE", "JSON_BODY"]
+    comparison: Literal["EQUALS", "NOT_EQUALS"]
+    target: str
+    property: str = ""
+
+    def holds(self, status_code: int, body: object) -> bool:
+        found = status_code if self.source == "STATUS_CODE" else _read(body, self.property)
+        equal = found is not None and str(found) == self.target
+        return equal if self.comparison == "EQUALS" else not equal
+
+
+@dataclass(frozen=True)
+class HttpProbe:
+    """A GET of the service and what its answer must satisfy for the alert to stay quiet."""
+
+    path: str
+    assertions: tuple[Assertion, ...]
+
+    def passes(self, status_code: int, body: object) -> bool:
+        return all(assertion.holds(status_code, body) for assertion in self.assertions)
+
+
+# The one declaration of each HTTP probe: the monitors (infra/components/monitoring.py)
+# create Checkly checks from it and `ops diagnose` judges a running service by it.
+HTTP_PROBES: dict[Probe, HttpProbe] = {
+    "health": HttpProbe(
+        "/health",
+        (
+            Assertion("STATUS_CODE", "EQUALS", "200"),
+            Assertion("JSON_BODY", "EQUALS", "healthy", json_path(HealthResponse, "status")),
+        ),
+    ),
+    "ready": HttpProbe("/ready", (Assertion("STATUS_CODE", "EQUALS", "200"),)),
+    "ready_body": HttpProbe(
+        "/ready",
+        (Assertion("JSON_BODY", "NOT_EQUALS", "degraded", json_path(ReadyResponse, "status")),),
+    ),
+    # "low" once a source reported fewer requests left than the service's threshold.
+    "quota": HttpProbe(
+        "/ready",
+        (
+            Assertion(
+                "JSON_BODY", "EQUALS", "ok", json_path(ReadyResponse, "checks", "quota", "status")
+            ),
+        ),
+    ),
+    # "exhausted" once a configured source's budget for the UTC day is spent.
+    "budget": HttpProbe(
+        "/ready",
+        (
+            Assertion(
+                "JSON_BODY",
+                "NOT_EQUALS",
+                "exhausted",
+                json_path(ReadyResponse, "checks", "budget", "status"),
+            ),
+        ),
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -108,6 +204,15 @@ ALERTS: tuple[Alert, ...] = (
         description="Unhandled exceptions in the service; users see 500 internal_error.",
     ),
 )
+
+
+def _every_probe_is_watched() -> None:
+    for alert in ALERTS:
+        if alert.probe not in HTTP_PROBES and alert.probe not in OTHER_PROBES:
+            raise ValueError(f"{alert.name}: no monitor knows the probe {alert.probe!r}")
+
+
+_every_probe_is_watched()
 
 
 def alert_index() -> str:

@@ -1,7 +1,9 @@
 """External monitoring: one Checkly check or Sentry rule per alert in infra/alerts.py.
 
 The alert's `probe` says what watches it:
-- health, ready, ready_body, quota, budget: a Checkly API check, every minute, from
+- an HTTP probe (health, ready, ready_body, quota, budget; infra/alerts.py
+  HTTP_PROBES declares each one's path and assertions, with the JSON paths taken
+  from the service's response models): a Checkly API check, every minute, from
   every configured location in parallel; it alerts when it fails from two or
   more locations;
 - certificate: a Checkly SSL monitor on the domain;
@@ -29,7 +31,13 @@ import pulumi
 import pulumi_checkly as checkly
 import pulumiverse_sentry as sentry
 
-from infra.alerts import ALERTS, CERTIFICATE_DAYS, REPLICAS_MISSING_MINUTES, Alert
+from infra.alerts import (
+    ALERTS,
+    CERTIFICATE_DAYS,
+    HTTP_PROBES,
+    REPLICAS_MISSING_MINUTES,
+    Alert,
+)
 from infra.topology import https_origin
 
 COMPONENT_TYPE = "jobsearch:platform:Monitoring"
@@ -37,14 +45,9 @@ FREQUENCY_MINUTES = 1
 # The error-rate alert's threshold (its summary states it; tests check they agree).
 ERROR_RATE_COUNT = 20
 ERROR_RATE_WINDOW_MINUTES = 5
-# /ready's summary of the paid quotas: "ok", or "low" once a source reported fewer
-# requests left than the service's threshold (jobsearch.routers.health.QUOTA_LOW_BELOW).
-QUOTA_STATUS = "$.checks.quota.status"
-# /ready's summary of the daily budgets of paid calls: "ok", or "exhausted" once a
-# configured source's budget for the UTC day is spent (jobsearch.budget).
-BUDGET_STATUS = "$.checks.budget.status"
 SENTRY_NAME_LIMIT = 256
-CHECKLY_PROBES = ("health", "ready", "ready_body", "quota", "budget")
+# Each HTTP probe (infra/alerts.py declares what it asserts) is a Checkly API check.
+CHECKLY_PROBES = tuple(HTTP_PROBES)
 # Where a heartbeat monitor with a given ping token is pinged.
 HEARTBEAT_PING_URL = "https://ping.checklyhq.com/"
 # The managers ping every minute while the stack is whole; the alert fires once
@@ -64,39 +67,6 @@ WEBHOOK_TEMPLATE = json.dumps(
     },
     indent=2,
 ).replace('"TAGS"', '[{{#each TAGS}}"{{this}}"{{#unless @last}},{{/unless}}{{/each}}]')
-
-
-@dataclass(frozen=True)
-class Assertion:
-    source: str
-    comparison: str
-    target: str
-    property: str = ""
-
-
-@dataclass(frozen=True)
-class HttpProbe:
-    path: str
-    assertions: tuple[Assertion, ...]
-
-
-HTTP_PROBES: dict[str, HttpProbe] = {
-    "health": HttpProbe(
-        "/health",
-        (
-            Assertion("STATUS_CODE", "EQUALS", "200"),
-            Assertion("JSON_BODY", "EQUALS", "healthy", "$.status"),
-        ),
-    ),
-    "ready": HttpProbe("/ready", (Assertion("STATUS_CODE", "EQUALS", "200"),)),
-    "ready_body": HttpProbe(
-        "/ready", (Assertion("JSON_BODY", "NOT_EQUALS", "degraded", "$.status"),)
-    ),
-    "quota": HttpProbe("/ready", (Assertion("JSON_BODY", "EQUALS", "ok", QUOTA_STATUS),)),
-    "budget": HttpProbe(
-        "/ready", (Assertion("JSON_BODY", "NOT_EQUALS", "exhausted", BUDGET_STATUS),)
-    ),
-}
 
 
 def alert_description(alert: Alert, runbook_base_url: str) -> str:

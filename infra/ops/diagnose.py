@@ -51,8 +51,12 @@ from infra.ops.report import (
     scrub,
     worst,
 )
-from jobsearch.middleware import SECURITY_HEADERS
-from jobsearch.routers.health import QUOTA_LOW_BELOW
+from jobsearch.contract import (
+    QUOTA_LOW_BELOW,
+    SECURITY_HEADERS,
+    ConfiguredSource,
+    UnconfiguredSource,
+)
 
 HSTS = "Strict-Transport-Security"
 # The setting that switches each source on (jobsearch.settings.Settings).
@@ -359,13 +363,14 @@ def diagnose(url: str, *, ca_file: str | None = None) -> list[Check]:
         checks.append(headers_check(health.response.headers, https=parts.scheme == "https"))
         ready = probes.fetch(http, f"{url}/ready")
         checks.append(probes.readiness_check(ready))
+        checks.append(probes.alerts_check({"/health": health, "/ready": ready}))
         metrics_check, metrics = fetch_metrics(http, url)
         checks.append(metrics_check)
-    body = ready.json()
-    readiness = body.get("checks", {}) if isinstance(body, dict) else {}
-    # /ready states its threshold (checks.quota.low_below); an older one may not.
-    low_below = (readiness.get("quota") or {}).get("low_below", QUOTA_LOW_BELOW)
-    checks.extend(source_checks(readiness.get("sources", {}), metrics, low_below=int(low_below)))
+    document = probes.ready_document(ready)
+    if not isinstance(document, str):
+        # /ready states its threshold (checks.quota.low_below).
+        low_below = document.checks.quota.low_below
+        checks.extend(source_checks(document.checks.sources, metrics, low_below=low_below))
     return checks
 
 
@@ -459,21 +464,24 @@ def series(metrics: Metrics | None, name: str, **labels: str) -> float | None:
 
 
 def source_checks(
-    sources: Mapping[str, Any], metrics: Metrics | None, *, low_below: int = QUOTA_LOW_BELOW
+    sources: Mapping[str, ConfiguredSource | UnconfiguredSource],
+    metrics: Metrics | None,
+    *,
+    low_below: int = QUOTA_LOW_BELOW,
 ) -> list[Check]:
     checks = []
-    for name, info in sorted(sources.items()):
+    for name, source in sorted(sources.items()):
         label = f"source {name}"
-        if not info.get("configured"):
+        if not isinstance(source, ConfiguredSource):
             setting = SOURCE_KEY_SETTINGS.get(name, "its API key setting")
             checks.append(Check(label, "warn", f"off: {setting} is not set", {"configured": False}))
             continue
-        circuit = str(info.get("circuit", "closed"))
+        circuit = str(source.circuit)
         if circuit == "closed" and series(metrics, "jobsearch_upstream_circuit_open", source=name):
             circuit = "open"  # another worker's breaker
         quota = series(metrics, "jobsearch_upstream_quota_remaining", source=name)
-        if quota is None and info.get("quota_remaining") is not None:
-            quota = float(info["quota_remaining"])
+        if quota is None and source.quota_remaining is not None:
+            quota = float(source.quota_remaining)
         refused: dict[str, int] = {}
         for outcome in ("quota_exhausted", "rate_limited", "rejected"):
             count = series(

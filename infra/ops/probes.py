@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import ValidationError
 
+from infra.alerts import ALERTS, HTTP_PROBES, Alert
 from infra.ops.cli import OpsError
 from infra.ops.report import Check
+from jobsearch.contract import ConfiguredSource, ReadyChecks, ReadyResponse
 
 TIMEOUT_SECONDS = 10.0
 
@@ -91,28 +94,43 @@ def _reason(error: Exception) -> str:
 
 def health_check(fetched: Fetched) -> Check:
     response = fetched.response
-    body = fetched.json()
     data = {"status_code": response.status_code, "elapsed_ms": fetched.elapsed_ms}
-    if response.status_code == 200 and isinstance(body, dict) and body.get("status") == "healthy":
+    # The JobSearchApiDown monitor's own assertions.
+    if HTTP_PROBES["health"].passes(response.status_code, fetched.json()):
         return Check("health", "pass", f"200 healthy ({fetched.elapsed_ms:g} ms)", data)
     return Check(
         "health", "fail", f"GET /health answered {response.status_code}, not 200 healthy", data
     )
 
 
+def ready_document(fetched: Fetched) -> ReadyResponse | str:
+    """The /ready answer read by the service's own model, else why it is not one."""
+    try:
+        return ReadyResponse.model_validate_json(fetched.response.content)
+    except ValidationError as error:
+        first = error.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the document"
+        return f"{where}: {first['msg']}"
+
+
 def readiness_check(fetched: Fetched) -> Check:
     response = fetched.response
-    body = fetched.json()
-    if not isinstance(body, dict) or not isinstance(body.get("checks"), dict):
+    document = ready_document(fetched)
+    if isinstance(document, str):
         return Check(
             "readiness",
             "fail",
-            f"GET /ready answered {response.status_code} without the readiness document",
+            f"GET /ready answered {response.status_code} without the readiness document "
+            f"({document})",
             {"status_code": response.status_code},
         )
-    status = str(body.get("status"))
-    checks: dict[str, Any] = body["checks"]
-    data = {"status_code": response.status_code, "status": status, "checks": checks}
+    status = document.status
+    checks = document.checks
+    data = {
+        "status_code": response.status_code,
+        "status": status,
+        "checks": checks.model_dump(mode="json"),
+    }
     problems = readiness_problems(checks)
     if status == "ready" and response.status_code == 200:
         return Check("readiness", "pass", "ready", data)
@@ -124,31 +142,44 @@ def readiness_check(fetched: Fetched) -> Check:
     return Check("readiness", "fail", detail, data)
 
 
-def readiness_problems(checks: Mapping[str, Any]) -> list[str]:
+def readiness_problems(checks: ReadyChecks) -> list[str]:
     problems = []
-    database = checks.get("database") or {}
-    if database.get("status") == "down":
+    if checks.database.status == "down":
         problems.append("cache database down")
-    store = checks.get("rate_limit_store") or {}
-    if store.get("status") == "down":
+    if checks.rate_limit_store.status == "down":
         problems.append("rate-limit store (Redis) down")
-    quota = checks.get("quota") or {}
-    if quota.get("status") not in (None, "ok"):
-        problems.append(f"paid quota {quota.get('status')}")
-    budget = checks.get("budget") or {}
-    if budget.get("status") == "exhausted":
-        spent = [
-            name
-            for name, info in (budget.get("sources") or {}).items()
-            if isinstance(info, dict) and info.get("status") == "exhausted"
-        ]
+    if checks.quota.status != "ok":
+        problems.append(f"paid quota {checks.quota.status}")
+    if checks.budget.status == "exhausted":
+        spent = [name for name, b in checks.budget.sources.items() if b.status == "exhausted"]
         problems.append(f"daily budget of paid calls spent ({', '.join(spent) or '?'})")
-    sources: Mapping[str, Any] = checks.get("sources") or {}
-    configured = {name: info for name, info in sources.items() if info.get("configured")}
-    if sources and not configured:
+    configured = {
+        name: source
+        for name, source in checks.sources.items()
+        if isinstance(source, ConfiguredSource)
+    }
+    if checks.sources and not configured:
         problems.append("no job source configured")
-    for name, info in configured.items():
-        circuit = info.get("circuit", "closed")
-        if circuit != "closed":
-            problems.append(f"{name} circuit {circuit}")
+    for name, source in configured.items():
+        if source.circuit != "closed":
+            problems.append(f"{name} circuit {source.circuit}")
     return problems
+
+
+def alerts_check(fetched: Mapping[str, Fetched], alerts: Sequence[Alert] = ALERTS) -> Check:
+    """Which alerts an HTTP probe would raise now, judged by the monitors' own assertions
+    (infra/alerts.py HTTP_PROBES) on the answers to their paths."""
+    firing = []
+    for alert in alerts:
+        probe = HTTP_PROBES.get(alert.probe)
+        answer = fetched.get(probe.path) if probe is not None else None
+        if probe is None or answer is None:
+            continue
+        if not probe.passes(answer.response.status_code, answer.json()):
+            firing.append(alert)
+    data = {"firing": [alert.name for alert in firing]}
+    if not firing:
+        return Check("alerts", "pass", "no HTTP-probed alert would fire", data)
+    detail = "would fire: " + ", ".join(f"{a.name} ({a.severity})" for a in firing)
+    critical = any(alert.severity == "critical" for alert in firing)
+    return Check("alerts", "fail" if critical else "warn", detail, data)

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from jobsearch.logging_setup import REDACTED, Redactor
 from jobsearch.middleware import MAX_BODY_BYTES, SECURITY_HEADERS
-from jobsearch.routers.health import QUOTA_LOW_BELOW, ConfiguredSource, ReadyChecks, ReadyResponse
+from jobsearch.routers.health import (
+    QUOTA_LOW_BELOW,
+    ConfiguredSource,
+    HealthResponse,
+    ReadyChecks,
+    ReadyResponse,
+    UnconfiguredSource,
+)
 from jobsearch.settings import Settings, settings_from
 from jobsearch.settings_reference import render_env_example, settings_table
 
@@ -21,10 +28,12 @@ __all__ = [
     "REDACTED",
     "SECURITY_HEADERS",
     "ConfiguredSource",
+    "HealthResponse",
     "ReadyChecks",
     "ReadyResponse",
     "Redactor",
     "Settings",
+    "UnconfiguredSource",
     "render_env_example",
     "settings_from",
     "settings_table",

@@ -16,6 +16,8 @@ from starlette.routing import Route
 from harness.servers import closed_port, serve_in_thread
 from infra.alerts import CERTIFICATE_DAYS
 from infra.ops.diagnose import source_checks
+from infra.ops.probes import Fetched, alerts_check, readiness_check
+from jobsearch.contract import ConfiguredSource
 from tests.fakes.upstreams import FakeUpstreams
 from tests.infra.ops.conftest import OpsRunner
 from tests.infra.ops.services import make_certificates, serve_tls, service_process
@@ -214,7 +216,7 @@ def test_a_missing_ca_file_is_named(ops: OpsRunner, tmp_path: Path) -> None:
     [(None, "pass"), (500, "pass"), (49, "warn"), (0, "fail")],
 )
 def test_quota_thresholds_match_the_quota_alert(reported: int | None, verdict: str) -> None:
-    sources = {"jsearch": {"configured": True, "circuit": "closed", "quota_remaining": reported}}
+    sources = {"jsearch": _configured(reported)}
 
     [check] = source_checks(sources, metrics=None)
 
@@ -222,8 +224,79 @@ def test_quota_thresholds_match_the_quota_alert(reported: int | None, verdict: s
 
 
 def test_the_threshold_that_ready_states_wins() -> None:
-    sources = {"jsearch": {"configured": True, "circuit": "closed", "quota_remaining": 80}}
+    sources = {"jsearch": _configured(80)}
 
     [check] = source_checks(sources, metrics=None, low_below=100)
 
     assert check.verdict == "warn"
+
+
+def _configured(quota_remaining: int | None) -> ConfiguredSource:
+    return ConfiguredSource.model_validate(
+        {
+            "configured": True,
+            "circuit": "closed",
+            "quota_remaining": quota_remaining,
+            "data": "live",
+        }
+    )
+
+
+def _fetched(status_code: int, body: dict[str, Any]) -> Fetched:
+    return Fetched(httpx.Response(status_code, json=body), elapsed_ms=1.0)
+
+
+def _ready_body(**checks: str) -> dict[str, Any]:
+    return {
+        "status": checks.pop("status", "ready"),
+        "checks": {name: {"status": value} for name, value in checks.items()},
+    }
+
+
+@pytest.mark.parametrize(
+    ("ready", "firing", "verdict"),
+    [
+        (_fetched(200, _ready_body(quota="ok", budget="ok")), [], "pass"),
+        (
+            _fetched(200, _ready_body(status="degraded", quota="ok", budget="exhausted")),
+            ["JobSearchApiDegraded", "JobSearchUpstreamBudgetExhausted"],
+            "warn",
+        ),
+        (
+            _fetched(200, _ready_body(quota="low", budget="ok")),
+            ["JobSearchUpstreamQuotaLow"],
+            "warn",
+        ),
+        (
+            _fetched(503, _ready_body(status="unavailable", quota="ok", budget="ok")),
+            ["JobSearchApiNotReady"],
+            "fail",
+        ),
+    ],
+)
+def test_alerts_are_judged_by_the_monitors_own_assertions(
+    ready: Fetched, firing: list[str], verdict: str
+) -> None:
+    health = _fetched(200, {"status": "healthy"})
+
+    check = alerts_check({"/health": health, "/ready": ready})
+
+    assert check.data["firing"] == firing
+    assert check.verdict == verdict
+
+
+def test_a_draining_health_answer_would_page() -> None:
+    health = _fetched(503, {"status": "draining"})
+    ready = _fetched(200, _ready_body(quota="ok", budget="ok"))
+
+    check = alerts_check({"/health": health, "/ready": ready})
+
+    assert check.data["firing"] == ["JobSearchApiDown"]
+    assert check.verdict == "fail"
+
+
+def test_a_ready_answer_the_model_refuses_names_the_field() -> None:
+    check = readiness_check(_fetched(200, {"status": "ready", "checks": {"sources": {}}}))
+
+    assert check.verdict == "fail"
+    assert "without the readiness document (checked_at: Field required)" in check.detail

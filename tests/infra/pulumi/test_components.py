@@ -17,13 +17,12 @@ import pytest
 import yaml
 
 from harness.servers import free_port
-from infra.alerts import ALERTS, CERTIFICATE_DAYS, by_name
+from infra.alerts import ALERTS, CERTIFICATE_DAYS, HTTP_PROBES, by_name, json_path
 from infra.components.domain import record_type
 from infra.components.host import cloud_init, docker_ssh_options, firewall_rules
 from infra.components.monitoring import (
     ERROR_RATE_COUNT,
     ERROR_RATE_WINDOW_MINUTES,
-    HTTP_PROBES,
     WEBHOOK_TEMPLATE,
     failure_percentage,
     sentry_alert_name,
@@ -32,7 +31,7 @@ from infra.components.service import converge_timeout_seconds, service_spec_args
 from infra.local.engine import apt_install
 from infra.swarm import ObjectRef, engine_spec
 from infra.topology import Images, TopologySpec, describe
-from jobsearch.routers.health import QUOTA_LOW_BELOW
+from jobsearch.contract import QUOTA_LOW_BELOW, ReadyResponse
 
 DIGEST = "ab" * 32
 
@@ -185,6 +184,36 @@ def test_every_alert_probe_has_a_monitor() -> None:
         assert alert.probe in (*HTTP_PROBES, "certificate", "error_rate", "replicas"), alert.name
     assert HTTP_PROBES["health"].path == "/health"
     assert {HTTP_PROBES[p].path for p in ("ready", "ready_body", "quota")} == {"/ready"}
+
+
+def test_probe_json_paths_come_from_the_service_models() -> None:
+    assert json_path(ReadyResponse, "checks", "quota", "status") == "$.checks.quota.status"
+    properties = {a.property for probe in HTTP_PROBES.values() for a in probe.assertions}
+    assert "$.checks.budget.status" in properties
+    with pytest.raises(ValueError, match=r"ReadyResponse has no field checks\.quotas"):
+        json_path(ReadyResponse, "checks", "quotas", "status")
+    with pytest.raises(ValueError, match=r"ReadyResponse\.status has no fields"):
+        json_path(ReadyResponse, "status", "code")
+
+
+@pytest.mark.parametrize(
+    ("probe", "status_code", "body", "passes"),
+    [
+        ("health", 200, {"status": "healthy"}, True),
+        ("health", 503, {"status": "draining"}, False),
+        ("ready", 503, {"status": "unavailable"}, False),
+        ("ready_body", 200, {"status": "degraded"}, False),
+        ("ready_body", 200, {"status": "ready"}, True),
+        ("quota", 200, {"checks": {"quota": {"status": "low"}}}, False),
+        ("quota", 200, {"checks": {}}, False),
+        ("budget", 200, {"checks": {"budget": {"status": "exhausted"}}}, False),
+        ("budget", 200, {"checks": {"budget": {"status": "ok"}}}, True),
+    ],
+)
+def test_a_probe_judges_an_answer_as_its_checkly_assertions_do(
+    probe: str, status_code: int, body: object, passes: bool
+) -> None:
+    assert HTTP_PROBES[probe].passes(status_code, body) is passes  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
