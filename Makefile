@@ -42,7 +42,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/hadolint service/Dockerfile tests/images/*/Dockerfile
+	$(BIN)/hadolint service/Dockerfile infra/local/recipes/*/Dockerfile
 	$(BIN)/actionlint
 	$(BIN)/zizmor --offline --min-severity low .github/workflows
 	$(BIN)/squawk service/supabase/migrations/*.sql

@@ -2,7 +2,7 @@
 
 The service runs as in production (JSON logs at INFO, the Postgres cache, the
 Redis-backed rate limit), except that its paid APIs are the fake upstreams of
-tests/fakes (a real HTTP server on 127.0.0.1, scripted through /_control) and
+infra/standins (a real HTTP server on 127.0.0.1, scripted through /_control) and
 its rate limit is raised so that the load generator is never refused.
 """
 
@@ -24,7 +24,7 @@ from harness.postgres import database_name, scratch_database, service_login_url,
 from harness.processes import Server, python_module, serve
 from harness.servers import free_port
 from infra import migrations
-from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
+from infra.standins import JSEARCH_KEY, THEIRSTACK_KEY
 
 # A database number of its own, so that bench counters never meet the suite's.
 REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -88,7 +88,7 @@ class BenchEnvironment:
             yield server
 
     def control_fakes(self, **command: Any) -> dict[str, Any]:
-        """Script the fake upstreams (see tests/fakes/upstreams.py); returns their call counts."""
+        """Script the fake upstreams (see infra/standins/app.py); returns their call counts."""
         response = httpx.post(f"{self.fakes.url}/_control", json=command, timeout=10)
         response.raise_for_status()
         result: dict[str, Any] = response.json()
@@ -114,8 +114,10 @@ def bench_environment(work_dir: Path | None = None) -> Iterator[BenchEnvironment
         with scratch_database("jobsearch_bench") as admin_url:
             migrations.apply(admin_url)
             database_url = service_login_url(admin_url)
-            fakes_argv = python_module("tests.fakes.upstreams", "--host", "127.0.0.1", "--port")
-            # tests.fakes.upstreams takes its port as an argument, not from PORT.
+            fakes_argv = python_module(
+                "infra.standins", "--listings", "generated", "--host", "127.0.0.1", "--port"
+            )
+            # The stand-ins take their port as an argument, not from PORT.
             port = free_port()
             with serve(
                 "fakes",

@@ -26,12 +26,11 @@ from dataclasses import dataclass
 from bench.report import BenchResult
 from harness.background import BackgroundLoad
 from harness.load import Call
-from harness.servers import free_port
 from infra.local.engine import ensure_engine
 from infra.local.runner import FINGERPRINT_LABEL, LocalRunner
 from infra.local.state import STATE_ROOT
 from tests.support.docker import build_test_images
-from tests.support.local_topology import ensure_fakes, prepare_test_instance
+from tests.support.local_topology import prepare_test_instance
 
 REQUESTS_TARGET = 2000
 
@@ -182,7 +181,6 @@ def local_topology() -> Iterator[Topology]:
     )
     try:
         runner.up(images.service)
-        ensure_fakes(client, runner, images.fakes, free_port())
         url = runner.topology(images.service).public_url
         yield Topology(runner, url, [images.variant, images.service])
     finally:

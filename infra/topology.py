@@ -21,7 +21,8 @@ The shape:
   second): no proxy reload at a rollout. Plain HTTP on a port, or automatic
   HTTPS with HSTS when a domain is set; certificates live in a volume;
 - Redis, the rate-limit store shared by every worker of every replica;
-- for local runs only, Postgres (the stacks use Supabase).
+- for local runs only, Postgres (the stacks use Supabase), and a stand-in for
+  each job source without a key (infra/standins/), serving sample listings.
 Credentials are Docker secrets, mounted as files for the service user alone;
 nothing secret is ever in a service's environment.
 """
@@ -32,6 +33,8 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
+
+from infra import standins
 
 PROJECT = "jobsearch"
 SERVICE_PORT = 8000
@@ -79,7 +82,7 @@ LOCAL_DATABASE = "jobsearch"
 # developer's `make local` (names, subnet and ports all differ). "dev" is a
 # developer's own Pulumi stack (docs/pulumi.md), on their own Docker engine.
 Environment = Literal["local", "test", "dev", "staging", "prod"]
-Role = Literal["api", "proxy", "redis", "postgres"]
+Role = Literal["api", "proxy", "redis", "postgres", "standin-jsearch", "standin-theirstack"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,8 @@ class Images:
     proxy: str = "caddy:2"
     redis: str = "redis:7"
     postgres: str = "postgres:15"
+    # The job sources' stand-ins (local runs only): the service image plus infra/standins.
+    standin: str = ""
 
 
 @dataclass(frozen=True)
@@ -241,6 +246,8 @@ class TopologySpec:
     service_cpus: float = 1.0
     # Swarm nodes the stack runs on (jobsearch:nodes); local runs have one.
     nodes: int = 1
+    # Sources served by a local stand-in (jsearch, theirstack) instead of the real API.
+    sample_sources: tuple[standins.Source, ...] = ()
 
 
 # Node labels the stacks set on the first manager (infra/components/host.py). With
@@ -388,6 +395,10 @@ def _api(spec: TopologySpec, network: NetworkSpec, prefix: str) -> ServiceSpec:
         "REDIS_URL": "redis://redis:6379/0",
         **spec.settings,
     }
+    if spec.sample_sources:
+        env["SAMPLE_SOURCES"] = ",".join(spec.sample_sources)
+        for source in spec.sample_sources:
+            env[standins.BASE_URL_SETTINGS[source]] = standin_url(source)
     check = service_healthcheck()
     update, rollback = _replica_rollout(check)
     return ServiceSpec(
@@ -544,11 +555,61 @@ def _postgres(spec: TopologySpec, prefix: str) -> ServiceSpec:
     )
 
 
+def standin_role(source: standins.Source) -> Role:
+    return "standin-jsearch" if source == "jsearch" else "standin-theirstack"
+
+
+def standin_url(source: standins.Source) -> str:
+    """Where the service finds a source's stand-in: its alias on the overlay."""
+    return f"http://{standin_role(source)}:{standins.PORT}"
+
+
+def _standin(spec: TopologySpec, prefix: str, source: standins.Source) -> ServiceSpec:
+    role = standin_role(source)
+    control = f"http://127.0.0.1:{standins.PORT}{standins.CONTROL_PATH}"
+    check = HealthCheck(
+        command=("python", "-c", f"import urllib.request; urllib.request.urlopen({control!r})"),
+        interval_seconds=2,
+        start_period_seconds=10,
+    )
+    update, rollback = _singleton_rollout(check)
+    return ServiceSpec(
+        role=role,
+        name=f"{prefix}-{role}",
+        image=spec.images.standin,
+        command=(
+            "python",
+            "-m",
+            "infra.standins",
+            "--host",
+            "0.0.0.0",  # noqa: S104 - reachable on the private network only
+            "--port",
+            str(standins.PORT),
+        ),
+        env={},
+        user=SERVICE_UID,
+        healthcheck=check,
+        limits=Limits(memory_mb=128, cpus=0.25, pids=64),
+        replicas=1,
+        update=update,
+        rollback=rollback,
+        stop_grace_seconds=5,
+        aliases=(role,),
+        mounts=(Mount("/tmp", "tmpfs", size_mb=8),),  # noqa: S108
+        labels=_labels(spec, role),
+    )
+
+
 def describe(spec: TopologySpec) -> Topology:
     if spec.replicas < 1:
         raise ValueError("replicas must be at least 1")
     if spec.nodes < 1:
         raise ValueError("nodes must be at least 1")
+    unknown = sorted(set(spec.sample_sources) - set(standins.SOURCES))
+    if unknown:
+        raise ValueError(f"sample_sources: unknown sources {', '.join(unknown)}")
+    if spec.sample_sources and not spec.images.standin:
+        raise ValueError("sample_sources needs images.standin (the stand-ins' image)")
     prefix = f"{PROJECT}-{spec.environment}"
     base = f"10.{spec.subnet_octet}.0"
     network = NetworkSpec(
@@ -561,6 +622,7 @@ def describe(spec: TopologySpec) -> Topology:
     services = [_proxy(spec, prefix), api, _redis(spec, prefix)]
     if spec.local_datastores:
         services.append(_postgres(spec, prefix))
+    services += [_standin(spec, prefix, source) for source in spec.sample_sources]
     volumes = tuple(mount.source for svc in services for mount in svc.mounts if mount.source)
     return Topology(
         spec=spec,

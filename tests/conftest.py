@@ -18,9 +18,9 @@ from harness.postgres import (
 )
 from harness.servers import free_port, serve_in_thread
 from infra import migrations
+from infra.standins.app import StandinState, build_app
 from jobsearch.main import create_app
 from jobsearch.settings import Settings
-from tests.fakes.upstreams import FakeUpstreams, build_app
 from tests.support.settings import service_settings
 
 # Fixtures shared across directories, registered once so that session scope means once.
@@ -37,21 +37,21 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session")
-def fake_upstream_server() -> Iterator[tuple[FakeUpstreams, str]]:
-    state = FakeUpstreams()
+def fake_upstream_server() -> Iterator[tuple[StandinState, str]]:
+    state = StandinState(listings="generated")
     with serve_in_thread(build_app(state), lifespan="off") as url:
         yield state, url
 
 
 @pytest.fixture
-def fakes(fake_upstream_server: tuple[FakeUpstreams, str]) -> FakeUpstreams:
+def fakes(fake_upstream_server: tuple[StandinState, str]) -> StandinState:
     state, _ = fake_upstream_server
     state.reset()
     return state
 
 
 @pytest.fixture
-def fakes_url(fake_upstream_server: tuple[FakeUpstreams, str]) -> str:
+def fakes_url(fake_upstream_server: tuple[StandinState, str]) -> str:
     return fake_upstream_server[1]
 
 

@@ -4,18 +4,23 @@ Users get the official images (topology.Images). A machine that reaches no
 container registry (this workplace, some CI boxes) builds stand-ins instead:
 a Debian bookworm root filesystem from `debootstrap`, imported with
 `docker import`, with Python from Debian; and on top of it the proxy, Redis
-and Postgres from Debian's packages (recipes in tests/images/). Every such
-image is tagged by a hash of its recipe, so it is built once per machine.
+and Postgres from Debian's packages (recipes in infra/local/recipes/). Every
+such image is tagged by a hash of its recipe, so it is built once per machine.
+
+The job sources' stand-ins (infra/standins) run on their own image, a layer
+over the service image that adds the package: the production image never has it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import subprocess
+import tarfile
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +32,11 @@ from infra.topology import Images
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICE_DOCKERFILE = "service/Dockerfile"
-STANDIN_RECIPES = REPO_ROOT / "tests" / "images"
+STANDIN_RECIPES = REPO_ROOT / "infra" / "local" / "recipes"
+# The job sources' stand-ins: their recipe, and what it copies from the repository.
+SOURCE_STANDINS_RECIPE = STANDIN_RECIPES / "standins" / "Dockerfile"
+SOURCE_STANDINS_FILES = ("infra/__init__.py", "infra/standins")
+SOURCE_STANDINS_REPOSITORY = "jobsearch-local/standins"
 STANDINS = ("caddy", "redis", "postgres")
 
 DEBIAN_SUITE = "bookworm"
@@ -170,6 +179,65 @@ def standin(client: docker.DockerClient, name: str, base: str) -> str:
     tag = standin_tag(name, base)
     if not _exists(client, tag):
         _build(client, context=STANDIN_RECIPES / name, tag=tag, buildargs={"BASE_IMAGE": base})
+    return tag
+
+
+def build_from_files(
+    client: docker.DockerClient,
+    dockerfile: str,
+    tag: str,
+    files: Mapping[str, bytes] | None = None,
+    buildargs: Mapping[str, str] | None = None,
+) -> str:
+    """Build an image from a Dockerfile given as text and a few files (the whole
+    context, so nothing else of the repository is sent); returns its id."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, content in {"Dockerfile": dockerfile.encode(), **(files or {})}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            info.mode = 0o644
+            archive.addfile(info, io.BytesIO(content))
+    buffer.seek(0)
+    try:
+        image, _ = client.images.build(
+            fileobj=buffer,
+            custom_context=True,
+            tag=tag,
+            buildargs=dict(buildargs or {}),
+            rm=True,
+            forcerm=True,
+            pull=False,
+        )
+    except BuildError as error:
+        raise ImageError(f"building {tag} failed: {error.msg}") from None
+    return str(image.id)
+
+
+def _standins_files() -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for entry in SOURCE_STANDINS_FILES:
+        path = REPO_ROOT / entry
+        found = sorted(path.rglob("*")) if path.is_dir() else [path]
+        for item in found:
+            if item.is_file() and item.suffix in (".py", ".json"):
+                files[item.relative_to(REPO_ROOT).as_posix()] = item.read_bytes()
+    return files
+
+
+def build_standins_image(client: docker.DockerClient, service_image: str) -> str:
+    """The job sources' stand-ins on `service_image` (an id or tag); built only when
+    that image or the stand-ins' code changed. Returns the image's tag."""
+    files = _standins_files()
+    recipe = SOURCE_STANDINS_RECIPE.read_bytes()
+    base = client.images.get(service_image)
+    parts = [str(base.id).encode(), recipe] + [name.encode() + d for name, d in files.items()]
+    tag = f"{SOURCE_STANDINS_REPOSITORY}:{_digest(parts)}"
+    if not _exists(client, tag):
+        # FROM takes a name, not an image id: name the base after its id.
+        base_tag = f"{SOURCE_STANDINS_REPOSITORY}-base:{str(base.id).removeprefix('sha256:')[:12]}"
+        base.tag(base_tag)
+        build_from_files(client, recipe.decode(), tag, files, buildargs={"SERVICE_IMAGE": base_tag})
     return tag
 
 

@@ -31,6 +31,7 @@ from docker.types import IPAMConfig, IPAMPool
 
 from infra import migrations
 from infra.local.state import LocalConfig, LocalState
+from infra.standins import KEY_SETTINGS, SAMPLE_KEYS
 from infra.swarm import ObjectRef, engine_spec
 from infra.topology import (
     LOCAL_DATABASE,
@@ -45,8 +46,8 @@ from infra.topology import (
 )
 
 FINGERPRINT_LABEL = "org.jobsearch.fingerprint"
-# Datastores first (the service needs them), the proxy last (it needs a replica).
-START_ORDER = ("redis", "postgres", "api", "proxy")
+# Datastores and stand-ins first (the service needs them), the proxy last (it needs a replica).
+START_ORDER = ("redis", "postgres", "standin-jsearch", "standin-theirstack", "api", "proxy")
 # Beyond the engine's own verdict (health checks, the update's monitor window).
 CONVERGE_MARGIN_SECONDS = 60
 # After an update is sent, how long the engine may take to start rolling tasks;
@@ -173,6 +174,7 @@ class LocalRunner:
                     proxy=config.proxy_image,
                     redis=config.redis_image,
                     postgres=config.postgres_image,
+                    standin=config.standin_image,
                 ),
                 replicas=config.replicas,
                 workers=config.workers,
@@ -181,6 +183,7 @@ class LocalRunner:
                 subnet_octet=config.subnet_octet,
                 local_datastores=True,
                 postgres_host_port=config.postgres_port,
+                sample_sources=config.sample_sources,
             )
         )
 
@@ -191,6 +194,9 @@ class LocalRunner:
         values["DATABASE_URL"] = (
             f"postgresql://jobsearch_app:{stored['APP_DB_PASSWORD']}@postgres:5432/{LOCAL_DATABASE}"
         )
+        # A stand-in's source gets the key the stand-in accepts, unless one was given.
+        for source in self.config.sample_sources:
+            values.setdefault(KEY_SETTINGS[source], SAMPLE_KEYS[source])
         return values
 
     # --- engine objects ----------------------------------------------------
@@ -404,7 +410,9 @@ class LocalRunner:
             self._wait_running(role, spec, timeout)
             return True
         labels = existing.attrs["Spec"].get("Labels") or {}
-        if labels.get(FINGERPRINT_LABEL) == spec["Labels"][FINGERPRINT_LABEL]:
+        # A service scaled by hand (`ops local fault`) counts as changed: `up` restores it.
+        scaled = existing.attrs["Spec"].get("Mode") != spec["Mode"]
+        if labels.get(FINGERPRINT_LABEL) == spec["Labels"][FINGERPRINT_LABEL] and not scaled:
             return False
         self.say(f"updating {spec['Name']}")
         before = (existing.attrs.get("UpdateStatus") or {}).get("StartedAt")
@@ -412,6 +420,8 @@ class LocalRunner:
             existing.id, existing.version, **_update_kwargs(spec), fetch_current_spec=False
         )
         self._wait_update(existing, before, timeout)
+        if scaled:  # new tasks, which no rolling update waits for
+            self._wait_running(role, spec, timeout)
         return True
 
     # --- commands ----------------------------------------------------------
@@ -427,6 +437,9 @@ class LocalRunner:
         for role in START_ORDER:
             if role == "api":
                 self._migrate()
+            if role not in specs:
+                self._remove_service(role)
+                continue
             try:
                 self.apply(role, specs[role])
             except RolloutError as error:
@@ -474,6 +487,13 @@ class LocalRunner:
             raise RolloutError("no image recorded: run `ops local up` first")
         self.apply("api", self.desired_specs(current)["api"])
         self._prune_objects()
+
+    def _remove_service(self, role: str) -> None:
+        """A service the topology no longer has (a stand-in whose source got a key)."""
+        service = self.service(role)
+        if service is not None:
+            self.say(f"removing {service.name}")
+            service.remove()  # type: ignore[no-untyped-call]
 
     def require_running(self) -> None:
         if self.service("proxy") is None or self.service("api") is None:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from infra.standins import Source
 from infra.topology import LOCAL_POSTGRES_PORT, SERVICE_SECRET_SETTINGS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +52,10 @@ class LocalConfig:
     proxy_image: str = "caddy:2"
     redis_image: str = "redis:7"
     postgres_image: str = "postgres:15"
-    # Non-secret service settings (e.g. JSEARCH_BASE_URL for the tests' fakes).
+    # The job sources' stand-ins, and which sources they serve (those without a key).
+    standin_image: str = ""
+    sample_sources: tuple[Source, ...] = ()
+    # Non-secret service settings (LOG_LEVEL, RATE_LIMIT, ...).
     settings: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -60,7 +64,9 @@ class LocalConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise StateError(f"config.json: unknown keys {', '.join(unknown)}")
-        return cls(**data)
+        values = dict(data)
+        values["sample_sources"] = tuple(values.get("sample_sources") or ())
+        return cls(**values)
 
 
 @dataclass(frozen=True)

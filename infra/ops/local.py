@@ -5,9 +5,11 @@
     ops local rollback           go back to the image that ran before the last rollout
     ops local status             the tasks, their nodes and state, and the last update
     ops local down [--volumes]   remove it all; the database volume only with --volumes
+    ops local fault TARGET MODE  game days: a stand-in's faults, Postgres or Redis stopped
 
-API keys come from a `.env` at the repository root when there is one;
-without it the job sources are off and /health still answers.
+API keys come from a `.env` at the repository root when there is one. A source
+without a key runs against a local stand-in serving sample listings
+(infra/standins): its searches answer, marked `X-Sample-Data: true`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ from docker import DockerClient
 from dotenv import dotenv_values
 
 from infra.local.engine import ensure_engine
-from infra.local.images import ImageError, build_service_image, image_set, registry_reachable
+from infra.local.images import (
+    ImageError,
+    build_service_image,
+    build_standins_image,
+    image_set,
+    registry_reachable,
+)
 from infra.local.runner import LocalRunner
 from infra.local.state import (
     API_KEY_SETTINGS,
@@ -35,8 +43,10 @@ from infra.local.state import (
     LocalState,
     StateError,
 )
+from infra.ops import fault
 from infra.ops.cli import OpsError
 from infra.ops.local_stack import failures_as_ops_errors, open_runner
+from infra.standins import KEY_SETTINGS, SOURCES, Source
 
 IMAGE_SOURCE_VARIABLE = "JOBSEARCH_LOCAL_IMAGES"
 IMAGE_SOURCES = ("auto", "official", "debian")
@@ -86,6 +96,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     down = commands.add_parser("down", help="remove the topology (the database volume stays)")
     down.add_argument("--volumes", action="store_true", help="also delete the database volume")
     down.set_defaults(handler=_down)
+
+    fault.register(commands)
 
 
 def _image_source(
@@ -150,15 +162,37 @@ def _up(args: argparse.Namespace) -> int:
                     else ""
                 )
                 raise OpsError(f"{error}{hint}") from None
-        state.save_config(config)
         if environment == "local":
             keys = _api_keys_from_dotenv(DOTENV)
             state.set_api_keys(keys)
-            if not keys:
-                print(f"no API keys in {DOTENV}: the job sources are off (/health still works)")
+            config = replace(config, sample_sources=sample_sources(keys))
+        if config.sample_sources:
+            config = replace(config, standin_image=build_standins_image(client, service_image))
+        state.save_config(config)
         url = LocalRunner(client, state, config).up(service_image)
     print(f"ready: {url}")
+    for line in source_lines(config.sample_sources, url):
+        print(line)
     return 0
+
+
+def sample_sources(keys: dict[str, str]) -> tuple[Source, ...]:
+    """The sources with no key among `keys`: a stand-in serves them."""
+    return tuple(source for source in SOURCES if not keys.get(KEY_SETTINGS[source]))
+
+
+def source_lines(samples: tuple[Source, ...], url: str) -> list[str]:
+    """Where each source's answers come from, and a search to try."""
+    lines = []
+    for source in SOURCES:
+        origin = "sample data (stand-in)" if source in samples else "live (key from .env)"
+        lines.append(f"  {source}: {origin}")
+    example = '{"jobTitle": "python developer", "city": "Austin", "country": "US"}'
+    lines.append(
+        f"try: curl -si -X POST {url}/api/jobs/{SOURCES[0]} "
+        f"-H 'Content-Type: application/json' -d '{example}'"
+    )
+    return lines
 
 
 def _rollout(args: argparse.Namespace) -> int:

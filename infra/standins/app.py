@@ -1,9 +1,13 @@
-"""Stand-ins for JSearch and TheirStack that speak their documented shapes.
+"""The stand-in server: JSearch's and TheirStack's endpoints, in their documented shapes.
 
-No machine here reaches the real APIs, so tests (and the local topology's
-test runs) point JSEARCH_BASE_URL and THEIRSTACK_BASE_URL at this server.
-Behaviour is scripted per source: each call takes the next scripted mode, and
-falls back to the default mode once the script is used up.
+`make local` points JSEARCH_BASE_URL or THEIRSTACK_BASE_URL at it when a source
+has no key; the tests do the same. Its listings are the bundled sample
+(infra/standins/listings.py), filtered by each request, or, for tests that
+count jobs, `jobs` generated ones ("listings": "generated").
+
+Behaviour is scripted per source through /_control (never published: `ops local
+fault` and the tests reach it inside the container): each call takes the next
+scripted mode, and falls back to the default mode once the script is used up.
 
 Modes: ok, empty, slow, trickle, rate_limited, quota, server_error,
 malformed_json, wrong_shape, forbidden, bad_gzip (a 200 whose gzip body cannot be
@@ -18,17 +22,23 @@ import argparse
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-JSEARCH_KEY = "test-rapidapi-key-0123456789"
-THEIRSTACK_KEY = "test-theirstack-key-9876543210"
+from infra.standins import CONTROL_PATH, JSEARCH_KEY, PORT, SOURCES, THEIRSTACK_KEY
+from infra.standins.listings import jsearch_sample, theirstack_sample
+
+__all__ = ["JSEARCH_KEY", "THEIRSTACK_KEY", "SourceBehaviour", "StandinState", "build_app"]
+
+Listings = Literal["sample", "generated"]
+# What a good answer's quota header says; `ops local fault ... quota-low` lowers it.
+QUOTA_REMAINING = 497
 
 
 @dataclass
@@ -39,7 +49,9 @@ class SourceBehaviour:
     # Added before every answer, whatever the mode.
     latency_seconds: float = 0.0
     retry_after: int = 1
+    # Generated listings per answer (the sample answers what matches instead).
     jobs: int = 20
+    quota_remaining: int = QUOTA_REMAINING
     calls: int = 0
     last_request: dict[str, Any] = field(default_factory=dict)
 
@@ -49,7 +61,9 @@ class SourceBehaviour:
 
 
 @dataclass
-class FakeUpstreams:
+class StandinState:
+    # Set at start; /_control's "reset" keeps it, its "listings" changes it.
+    listings: Listings = "sample"
     jsearch: SourceBehaviour = field(default_factory=SourceBehaviour)
     theirstack: SourceBehaviour = field(default_factory=SourceBehaviour)
     jsearch_key: str = JSEARCH_KEY
@@ -129,38 +143,46 @@ async def _answer(
     if mode == "slow":
         await asyncio.sleep(behaviour.delay_seconds)
         mode = "ok"
+    answer = _failure_answer(mode, behaviour, quota_status) or _unusual_answer(mode, ok_body)
+    if answer is not None:
+        return answer
     if mode == "ok":
-        return JSONResponse(ok_body, headers={"x-ratelimit-requests-remaining": "497"})
+        quota = {"x-ratelimit-requests-remaining": str(behaviour.quota_remaining)}
+        return JSONResponse(ok_body, headers=quota)
     if mode == "empty":
-        empty = dict(ok_body, data=[])
-        return JSONResponse(empty)
+        return JSONResponse(dict(ok_body, data=[]))
     if mode == "trickle":
         encoded = json.dumps(ok_body).encode()
         return StreamingResponse(
             _trickle(encoded, behaviour.delay_seconds / 10), media_type="application/json"
         )
-    if mode == "rate_limited":
-        return JSONResponse(
+    raise ValueError(f"unknown stand-in mode {mode}")
+
+
+def _failure_answer(mode: str, behaviour: SourceBehaviour, quota_status: int) -> Response | None:
+    """The answers of an upstream that refuses or fails."""
+    failures: dict[str, Callable[[], Response]] = {
+        "rate_limited": lambda: JSONResponse(
             {"message": "Too many requests"},
             status_code=429,
             headers={"Retry-After": str(behaviour.retry_after)},
-        )
-    if mode == "quota":
-        headers = {"x-ratelimit-requests-limit": "500", "x-ratelimit-requests-remaining": "0"}
-        message = {"message": "You have exceeded the MONTHLY quota for Requests on your plan"}
-        return JSONResponse(message, status_code=quota_status, headers=headers)
-    if mode == "server_error":
-        return PlainTextResponse("upstream exploded", status_code=500)
-    if mode == "malformed_json":
-        return Response(b'{"data": [ {"job_id": ', media_type="application/json")
-    if mode == "wrong_shape":
-        return JSONResponse({"unexpected": True})
-    if mode == "forbidden":
-        return JSONResponse({"message": "You are not subscribed to this API."}, status_code=403)
-    unusual = _unusual_answer(mode, ok_body)
-    if unusual is not None:
-        return unusual
-    raise ValueError(f"unknown fake mode {mode}")
+        ),
+        "quota": lambda: JSONResponse(
+            {"message": "You have exceeded the MONTHLY quota for Requests on your plan"},
+            status_code=quota_status,
+            headers={"x-ratelimit-requests-limit": "500", "x-ratelimit-requests-remaining": "0"},
+        ),
+        "server_error": lambda: PlainTextResponse("upstream exploded", status_code=500),
+        "malformed_json": lambda: Response(
+            b'{"data": [ {"job_id": ', media_type="application/json"
+        ),
+        "wrong_shape": lambda: JSONResponse({"unexpected": True}),
+        "forbidden": lambda: JSONResponse(
+            {"message": "You are not subscribed to this API."}, status_code=403
+        ),
+    }
+    make = failures.get(mode)
+    return make() if make is not None else None
 
 
 def _unusual_answer(mode: str, ok_body: dict[str, Any]) -> Response | None:
@@ -185,7 +207,7 @@ def _unusual_answer(mode: str, ok_body: dict[str, Any]) -> Response | None:
     return None
 
 
-def build_app(state: FakeUpstreams) -> Starlette:
+def build_app(state: StandinState) -> Starlette:
     async def jsearch(request: Request) -> Response:
         behaviour = state.jsearch
         behaviour.last_request = dict(request.query_params)
@@ -197,11 +219,15 @@ def build_app(state: FakeUpstreams) -> Starlette:
             return JSONResponse({"message": "Missing X-RapidAPI-Host"}, status_code=400)
         mode = behaviour.next_mode()
         query = request.query_params.get("query", "")
+        if state.listings == "sample":
+            jobs = jsearch_sample(request.query_params)
+        else:
+            jobs = [jsearch_job(query, i) for i in range(behaviour.jobs)]
         body = {
             "status": "OK",
             "request_id": f"req-{_seed(query):x}",
             "parameters": dict(request.query_params),
-            "data": [jsearch_job(query, i) for i in range(behaviour.jobs)],
+            "data": jobs,
         }
         return await _answer(mode, behaviour, body, quota_status=429)
 
@@ -217,23 +243,27 @@ def build_app(state: FakeUpstreams) -> Starlette:
             behaviour.calls += 1
             return JSONResponse({"error": "A date filter is required"}, status_code=422)
         mode = behaviour.next_mode()
-        titles = payload.get("job_title_or") or ["engineer"]
-        limit = min(int(payload.get("limit", 25)), behaviour.jobs)
-        body = {
-            "metadata": {"total_results": limit * 10, "total_companies": limit},
-            "data": [theirstack_job(titles[0], i) for i in range(limit)],
-        }
+        if state.listings == "sample":
+            jobs, total = theirstack_sample(payload)
+        else:
+            titles = payload.get("job_title_or") or ["engineer"]
+            limit = min(int(payload.get("limit", 25)), behaviour.jobs)
+            jobs, total = [theirstack_job(titles[0], i) for i in range(limit)], limit * 10
+        companies = len({job["company"] for job in jobs})
+        body = {"metadata": {"total_results": total, "total_companies": companies}, "data": jobs}
         return await _answer(mode, behaviour, body, quota_status=402)
 
     async def control(request: Request) -> Response:
-        """Lets out-of-process tests (containers, benches) script the fakes."""
+        """Scripts the behaviour from outside (`ops local fault`, containers, benches)."""
         if request.method == "POST":
             command = await request.json()
             if command.get("reset"):
                 state.reset()
             if "accept_keys" in command:
                 state.extra_keys = list(command["accept_keys"])
-            for name in ("jsearch", "theirstack"):
+            if command.get("listings") in ("sample", "generated"):
+                state.listings = command["listings"]
+            for name in SOURCES:
                 settings = command.get(name) or {}
                 behaviour: SourceBehaviour = getattr(state, name)
                 for key, value in settings.items():
@@ -241,7 +271,7 @@ def build_app(state: FakeUpstreams) -> Starlette:
         return JSONResponse(
             {
                 name: {"calls": getattr(state, name).calls, "default": getattr(state, name).default}
-                for name in ("jsearch", "theirstack")
+                for name in SOURCES
             }
         )
 
@@ -249,20 +279,23 @@ def build_app(state: FakeUpstreams) -> Starlette:
         routes=[
             Route("/search", jsearch, methods=["GET"]),
             Route("/v1/jobs/search", theirstack, methods=["POST"]),
-            Route("/_control", control, methods=["GET", "POST"]),
+            Route(CONTROL_PATH, control, methods=["GET", "POST"]),
         ]
     )
 
 
-def main() -> None:
-    import uvicorn
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn  # noqa: PLC0415 - only the server needs it
 
-    parser = argparse.ArgumentParser(description="Serve fake JSearch and TheirStack APIs.")
+    parser = argparse.ArgumentParser(description="Serve stand-ins for JSearch and TheirStack.")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9100)
-    args = parser.parse_args()
-    uvicorn.run(build_app(FakeUpstreams()), host=args.host, port=args.port, log_level="warning")
-
-
-if __name__ == "__main__":
-    main()
+    parser.add_argument("--port", type=int, default=PORT)
+    parser.add_argument(
+        "--listings",
+        choices=("sample", "generated"),
+        default="sample",
+        help="the bundled sample, filtered by each request (default), or generated jobs",
+    )
+    args = parser.parse_args(argv)
+    state = StandinState(listings=args.listings)
+    uvicorn.run(build_app(state), host=args.host, port=args.port, log_level="warning")

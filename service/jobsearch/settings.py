@@ -40,6 +40,7 @@ from pydantic_settings import (
 
 AppEnv = Literal["development", "staging", "production"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+SourceName = Literal["jsearch", "theirstack"]
 
 # Where Docker (Swarm) mounts secrets: RAPID_API_KEY, THEIRSTACK_API_KEY,
 # DATABASE_URL and SENTRY_DSN arrive there as files, one per setting, named like
@@ -98,6 +99,13 @@ class Settings(BaseSettings):
     app_env: AppEnv = Field(
         default="development",
         description="development, staging or production.",
+    )
+    sample_sources: Annotated[list[SourceName], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated sources (jsearch, theirstack) whose base URL is a local stand-in "
+            "serving sample data: their searches carry X-Sample-Data: true. Development only."
+        ),
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -181,6 +189,27 @@ class Settings(BaseSettings):
         default="127.0.0.1",
         description="Comma-separated proxy IPs or CIDRs whose X-Forwarded-* headers are trusted.",
     )
+
+    @field_validator("sample_sources", mode="before")
+    @classmethod
+    def _split_sources(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip().lower() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("sample_sources")
+    @classmethod
+    def _samples_in_development_only(
+        cls, sources: list[SourceName], info: ValidationInfo
+    ) -> list[SourceName]:
+        # app_env is declared first, so it is validated by now.
+        app_env = info.data.get("app_env")
+        if sources and app_env != "development":
+            raise ValueError(
+                f"SAMPLE_SOURCES is for development only (APP_ENV is {app_env}): "
+                "unset it, and give the sources real keys and base URLs"
+            )
+        return list(dict.fromkeys(sources))
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -13,20 +13,20 @@ import pytest
 
 from harness.postgres import service_login_url
 from harness.servers import serve_in_thread
+from infra.standins.app import StandinState
 from jobsearch.main import create_app
-from tests.fakes.upstreams import FakeUpstreams
 from tests.support.settings import service_settings
 
 
 @dataclass
 class SharedService:
     url: str
-    fakes: FakeUpstreams
+    fakes: StandinState
 
 
 @pytest.fixture(scope="module")
 def shared_service(
-    fake_upstream_server: tuple[FakeUpstreams, str], migrated_database: str
+    fake_upstream_server: tuple[StandinState, str], migrated_database: str
 ) -> Iterator[SharedService]:
     """One service for a whole module of short drills (each test resets the fakes)."""
     state, fakes_url = fake_upstream_server

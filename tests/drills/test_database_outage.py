@@ -19,8 +19,8 @@ from harness.background import BackgroundLoad
 from harness.load import Call
 from harness.postgres import PrivateCluster
 from harness.servers import wait_for_ready_status
+from infra.standins.app import StandinState
 from tests.conftest import ServiceRunner
-from tests.fakes.upstreams import FakeUpstreams
 
 CONCURRENCY = 8
 
@@ -42,7 +42,7 @@ def rows_written_since(admin_url: str, moment: str) -> int:
 
 
 def test_no_search_fails_while_the_database_stops_and_comes_back(
-    cluster: PrivateCluster, run_service: ServiceRunner, fakes: FakeUpstreams
+    cluster: PrivateCluster, run_service: ServiceRunner, fakes: StandinState
 ) -> None:
     run = uuid.uuid4().hex[:8]
     # Every search new: each looks the database up and stores its result there.

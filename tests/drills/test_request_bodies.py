@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
+from infra.standins.app import StandinState
 from jobsearch.middleware import BODY_TOO_LARGE_MESSAGE, MAX_BODY_BYTES
 from tests.drills.conftest import SharedService
-from tests.fakes.upstreams import FakeUpstreams
 
 LIMIT = MAX_BODY_BYTES
 GOOD = b'{"jobTitle": "python developer"}'
@@ -144,7 +144,7 @@ def test_chunked_body_under_the_limit_is_served(shared: SharedService) -> None:
 
 
 def test_a_nul_in_a_search_does_not_switch_the_shared_cache_off(
-    service_url: str, fakes: FakeUpstreams
+    service_url: str, fakes: StandinState
 ) -> None:
     odd = httpx.post(f"{service_url}/api/jobs/jsearch", json={"jobTitle": "dev\u0000ops"})
     assert odd.status_code in (200, 422), odd.text[:300]

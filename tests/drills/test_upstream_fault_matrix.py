@@ -17,8 +17,8 @@ from collections import Counter
 import pytest
 
 from harness.load import Call, Outcome, send_all
+from infra.standins.app import SourceBehaviour, StandinState
 from tests.conftest import ServiceRunner
-from tests.fakes.upstreams import FakeUpstreams, SourceBehaviour
 
 SOURCES = ("jsearch", "theirstack")
 CONCURRENT = 16
@@ -57,14 +57,14 @@ def assert_defined_error(outcome: Outcome, allowed: set[tuple[int, str]]) -> Non
     assert (outcome.status, outcome.error_code) in allowed, (outcome.status, outcome.error_code)
 
 
-def _behaviour(fakes: FakeUpstreams, source: str) -> SourceBehaviour:
+def _behaviour(fakes: StandinState, source: str) -> SourceBehaviour:
     found: SourceBehaviour = getattr(fakes, source)
     return found
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_each_fault_under_concurrent_load_gets_its_defined_error(
-    run_service: ServiceRunner, fakes: FakeUpstreams, fault: str
+    run_service: ServiceRunner, fakes: StandinState, fault: str
 ) -> None:
     for source in SOURCES:
         upstream = _behaviour(fakes, source)
@@ -87,7 +87,7 @@ def test_each_fault_under_concurrent_load_gets_its_defined_error(
 
 
 def test_all_faults_mixed_on_both_sources_never_give_a_500(
-    run_service: ServiceRunner, fakes: FakeUpstreams
+    run_service: ServiceRunner, fakes: StandinState
 ) -> None:
     rng = random.Random(6)
     modes = [*FAULTS, "ok", "ok", "empty"]

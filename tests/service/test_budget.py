@@ -11,9 +11,9 @@ import pytest
 import redis
 
 from harness.servers import closed_port
+from infra.standins.app import StandinState
 from jobsearch.budget import budget_key, seconds_until_next_utc_day
 from tests.conftest import ServiceRunner
-from tests.fakes.upstreams import FakeUpstreams
 
 REDIS_DB = 8  # this module's own database on the machine's Redis
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
@@ -39,7 +39,7 @@ def _remaining_metric(url: str, source: str) -> float:
 
 
 def test_a_spent_budget_still_serves_hits_and_refuses_misses_until_utc_midnight(
-    run_service: ServiceRunner, fakes: FakeUpstreams, budget_redis: redis.Redis
+    run_service: ServiceRunner, fakes: StandinState, budget_redis: redis.Redis
 ) -> None:
     with run_service(redis_url=REDIS_URL, jsearch_daily_budget=2) as url:
         first = _search(url, "jsearch", "first")
@@ -75,7 +75,7 @@ def test_a_spent_budget_still_serves_hits_and_refuses_misses_until_utc_midnight(
 
 
 def test_the_budget_is_shared_by_every_process(
-    run_service: ServiceRunner, fakes: FakeUpstreams, budget_redis: redis.Redis
+    run_service: ServiceRunner, fakes: StandinState, budget_redis: redis.Redis
 ) -> None:
     with contextlib.ExitStack() as stack:
         one = stack.enter_context(run_service(redis_url=REDIS_URL, theirstack_daily_budget=3))
@@ -95,7 +95,7 @@ def test_the_budget_is_shared_by_every_process(
 
 
 def test_with_redis_down_each_process_counts_its_share(
-    run_service: ServiceRunner, fakes: FakeUpstreams
+    run_service: ServiceRunner, fakes: StandinState
 ) -> None:
     dead_redis = f"redis://127.0.0.1:{closed_port()}/0"
     # 4 a day over 2 replicas of 1 worker: 2 for this process.
@@ -107,7 +107,7 @@ def test_with_redis_down_each_process_counts_its_share(
     assert (jsearch["remaining"], jsearch["counted_in"]) == (0, "memory")
 
 
-def test_no_budget_means_unlimited(run_service: ServiceRunner, fakes: FakeUpstreams) -> None:
+def test_no_budget_means_unlimited(run_service: ServiceRunner, fakes: StandinState) -> None:
     with run_service() as url:
         statuses = {_search(url, "jsearch", f"u{i}").status_code for i in range(5)}
         ready = httpx.get(f"{url}/ready").json()

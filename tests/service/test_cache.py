@@ -11,12 +11,12 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from infra.standins.app import StandinState
 from jobsearch import cache as cache_module
 from jobsearch.breaker import CircuitBreaker, CircuitState
 from jobsearch.cache import CacheUnavailable, MemoryCache, PostgresCache
 from jobsearch.models import Job, JobSearchRequest, JobSearchResponse
 from tests.conftest import ServiceRunner
-from tests.fakes.upstreams import FakeUpstreams
 
 EMPTY = JobSearchResponse(jobs=[], total=0)
 
@@ -103,7 +103,7 @@ def _drifted_row(migrated_database: str, request: JobSearchRequest) -> None:
 
 
 def test_a_row_the_model_cannot_read_is_a_miss_and_is_replaced(
-    run_service: ServiceRunner, fakes: FakeUpstreams, migrated_database: str
+    run_service: ServiceRunner, fakes: StandinState, migrated_database: str
 ) -> None:
     _drifted_row(migrated_database, JobSearchRequest.model_validate({"jobTitle": "schema drift"}))
     with run_service() as url:
@@ -129,7 +129,7 @@ def test_an_empty_result_lives_shorter_in_memory() -> None:
 
 
 def test_an_empty_result_is_stored_with_the_shorter_ttl(
-    service_url: str, fakes: FakeUpstreams, migrated_database: str
+    service_url: str, fakes: StandinState, migrated_database: str
 ) -> None:
     fakes.theirstack.script = ["empty"]
     for title in ("nothing here", "something here"):

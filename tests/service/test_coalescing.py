@@ -13,10 +13,10 @@ import redis
 import redis.asyncio
 
 from harness.processes import BURSTS_TO_REACH_BOTH_WORKERS, run_service_process
+from infra.standins.app import THEIRSTACK_KEY, StandinState
 from jobsearch.coalescing import SharedClaims
 from jobsearch.models import JobSearchRequest
 from tests.conftest import ServiceRunner
-from tests.fakes.upstreams import THEIRSTACK_KEY, FakeUpstreams
 
 CONCURRENT = 20
 REDIS_DB = 8  # this module's own database on the machine's Redis
@@ -29,7 +29,7 @@ async def _fire(url: str, body: dict[str, str], count: int) -> list[httpx.Respon
 
 @pytest.mark.parametrize("source", ["jsearch", "theirstack"])
 def test_20_concurrent_identical_misses_make_one_upstream_call(
-    service_url: str, fakes: FakeUpstreams, source: str
+    service_url: str, fakes: StandinState, source: str
 ) -> None:
     upstream = getattr(fakes, source)
     upstream.default = "slow"
@@ -45,7 +45,7 @@ def test_20_concurrent_identical_misses_make_one_upstream_call(
     assert cache_states.count("coalesced") == CONCURRENT - 1
 
 
-def test_a_shared_failure_reaches_every_waiter_once(service_url: str, fakes: FakeUpstreams) -> None:
+def test_a_shared_failure_reaches_every_waiter_once(service_url: str, fakes: StandinState) -> None:
     fakes.theirstack.default = "malformed_json"
     fakes.theirstack.latency_seconds = 0.5
     responses = asyncio.run(
@@ -55,7 +55,7 @@ def test_a_shared_failure_reaches_every_waiter_once(service_url: str, fakes: Fak
     assert fakes.theirstack.calls == 1
 
 
-def test_different_searches_are_not_coalesced(service_url: str, fakes: FakeUpstreams) -> None:
+def test_different_searches_are_not_coalesced(service_url: str, fakes: StandinState) -> None:
     async def run() -> list[httpx.Response]:
         async with httpx.AsyncClient(timeout=30) as client:
             return list(
@@ -72,7 +72,7 @@ def test_different_searches_are_not_coalesced(service_url: str, fakes: FakeUpstr
 
 
 def test_misses_on_different_workers_share_one_call_through_redis(
-    tmp_path: Path, fakes: FakeUpstreams, fakes_url: str, app_database_url: str
+    tmp_path: Path, fakes: StandinState, fakes_url: str, app_database_url: str
 ) -> None:
     redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()
     fakes.theirstack.default = "slow"
@@ -127,7 +127,7 @@ def _timed_search(url: str, title: str) -> tuple[httpx.Response, float]:
 
 
 def test_followers_in_other_processes_get_the_leaders_error_without_calling(
-    run_service: ServiceRunner, fakes: FakeUpstreams
+    run_service: ServiceRunner, fakes: StandinState
 ) -> None:
     redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()
     fakes.jsearch.default = "server_error"
@@ -151,7 +151,7 @@ def test_followers_in_other_processes_get_the_leaders_error_without_calling(
 
 
 def test_a_followers_wait_is_bounded_by_the_search_budget(
-    run_service: ServiceRunner, fakes: FakeUpstreams
+    run_service: ServiceRunner, fakes: StandinState
 ) -> None:
     redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()
     request = JobSearchRequest.model_validate({"jobTitle": "stuck leader"})

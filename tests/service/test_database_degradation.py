@@ -12,12 +12,12 @@ import httpx
 
 from harness.postgres import PrivateCluster
 from harness.servers import wait_for_ready_status
+from infra.standins.app import StandinState
 from tests.conftest import ServiceRunner
-from tests.fakes.upstreams import FakeUpstreams
 
 
 def test_searches_survive_a_database_outage_and_the_cache_recovers(
-    cluster: PrivateCluster, run_service: ServiceRunner, fakes: FakeUpstreams
+    cluster: PrivateCluster, run_service: ServiceRunner, fakes: StandinState
 ) -> None:
     def search(title: str) -> httpx.Response:
         return httpx.post(f"{url}/api/jobs/jsearch", json={"jobTitle": title}, timeout=30)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from infra.standins.app import StandinState
 from tests.conftest import ServiceRunner
-from tests.fakes.upstreams import FakeUpstreams
 
 OLD_KEY = "frontend-key-old-0123456789abcdef"
 NEW_KEY = "frontend-key-new-fedcba9876543210"
@@ -18,7 +18,7 @@ def _search(url: str, headers: dict[str, str] | None = None) -> httpx.Response:
 
 
 def test_without_frontend_keys_the_api_is_open_and_ready_says_so(
-    run_service: ServiceRunner, fakes: FakeUpstreams
+    run_service: ServiceRunner, fakes: StandinState
 ) -> None:
     with run_service() as url:
         answer = _search(url)
@@ -41,7 +41,7 @@ def test_without_frontend_keys_the_api_is_open_and_ready_says_so(
     ],
 )
 def test_a_missing_or_wrong_key_is_401_unauthorized(
-    run_service: ServiceRunner, fakes: FakeUpstreams, authorization: str | None
+    run_service: ServiceRunner, fakes: StandinState, authorization: str | None
 ) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
     with run_service(frontend_api_keys=OLD_KEY) as url:
@@ -56,7 +56,7 @@ def test_a_missing_or_wrong_key_is_401_unauthorized(
 
 
 def test_either_key_of_a_rotation_is_accepted_and_ready_says_a_key_is_required(
-    run_service: ServiceRunner, fakes: FakeUpstreams
+    run_service: ServiceRunner, fakes: StandinState
 ) -> None:
     with run_service(frontend_api_keys=f"{OLD_KEY}, {NEW_KEY}") as url:
         with_old = _search(url, {"Authorization": f"Bearer {OLD_KEY}"})
@@ -73,7 +73,7 @@ def test_either_key_of_a_rotation_is_accepted_and_ready_says_a_key_is_required(
 
 
 def test_an_unauthorized_search_is_refused_before_its_body_is_validated(
-    run_service: ServiceRunner, fakes: FakeUpstreams
+    run_service: ServiceRunner, fakes: StandinState
 ) -> None:
     with run_service(frontend_api_keys=OLD_KEY) as url:
         answer = httpx.post(f"{url}/api/jobs/theirstack", json={"jobTitle": ""})
@@ -85,7 +85,7 @@ def _statuses(url: str, count: int, headers: dict[str, str]) -> list[int]:
 
 
 def test_with_a_valid_key_the_limit_counts_each_end_user_on_its_own(
-    run_service: ServiceRunner, fakes: FakeUpstreams
+    run_service: ServiceRunner, fakes: StandinState
 ) -> None:
     key = {"Authorization": f"Bearer {OLD_KEY}"}
     with run_service(frontend_api_keys=OLD_KEY, rate_limit="2/minute") as url:
@@ -99,7 +99,7 @@ def test_with_a_valid_key_the_limit_counts_each_end_user_on_its_own(
 
 
 def test_without_a_valid_key_x_end_user_is_ignored(
-    run_service: ServiceRunner, fakes: FakeUpstreams
+    run_service: ServiceRunner, fakes: StandinState
 ) -> None:
     # An open API: anyone could name any user, so the address is what counts.
     with run_service(rate_limit="2/minute") as url:
@@ -109,7 +109,7 @@ def test_without_a_valid_key_x_end_user_is_ignored(
 
 @pytest.mark.parametrize("end_user", ["", "x" * 129, "caf\u00e9", "tab\there"])
 def test_a_bad_x_end_user_is_422_naming_the_header(
-    run_service: ServiceRunner, fakes: FakeUpstreams, end_user: str
+    run_service: ServiceRunner, fakes: StandinState, end_user: str
 ) -> None:
     # Bytes: sent as they are (UTF-8 included), as any client may.
     headers = [

@@ -10,8 +10,8 @@ import pytest
 
 from harness.processes import run_service_process
 from harness.servers import closed_port
+from infra.standins.app import JSEARCH_KEY, THEIRSTACK_KEY, StandinState
 from jobsearch.logging_setup import REDACTED, Redactor
-from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY, FakeUpstreams
 
 DB_PASSWORD = "pg-password-Zq8kLm2"
 REDIS_PASSWORD = "redis-password-Yt5vQ"
@@ -19,7 +19,7 @@ SENTRY_KEY = "0123456789abcdef0123456789abcdef"
 
 
 def test_access_lines_carry_the_facts_and_no_secret_appears(
-    tmp_path: Path, fakes: FakeUpstreams, fakes_url: str, app_database_url: str
+    tmp_path: Path, fakes: StandinState, fakes_url: str, app_database_url: str
 ) -> None:
     log_path = tmp_path / "service.log"
     user_and_host = app_database_url.split("://", 1)[1]

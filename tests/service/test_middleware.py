@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 
 from harness.processes import run_service_process
+from infra.standins.app import StandinState
 from tests.conftest import ServiceRunner
-from tests.fakes.upstreams import FakeUpstreams
 
 
 def test_a_long_path_is_logged_truncated(tmp_path: Path) -> None:
@@ -64,7 +64,7 @@ def _trickle_body(url: str, *, seconds_per_byte: float, length: int) -> tuple[by
 
 
 def test_a_trickled_body_is_cut_off_with_408(
-    run_service: ServiceRunner, fakes: FakeUpstreams
+    run_service: ServiceRunner, fakes: StandinState
 ) -> None:
     with run_service(request_body_timeout_seconds=1.0) as url:
         answer, elapsed = _trickle_body(url, seconds_per_byte=0.2, length=40)
@@ -79,7 +79,7 @@ def test_a_trickled_body_is_cut_off_with_408(
 
 
 def test_a_body_within_the_deadline_is_served(
-    run_service: ServiceRunner, fakes: FakeUpstreams
+    run_service: ServiceRunner, fakes: StandinState
 ) -> None:
     with run_service(request_body_timeout_seconds=2.0) as url:
         answer, _ = _trickle_body(url, seconds_per_byte=0.02, length=40)
@@ -87,7 +87,7 @@ def test_a_body_within_the_deadline_is_served(
 
 
 def test_beyond_the_concurrency_limit_a_request_is_refused_at_once(
-    run_service: ServiceRunner, fakes: FakeUpstreams
+    run_service: ServiceRunner, fakes: StandinState
 ) -> None:
     fakes.jsearch.default = "slow"
     fakes.jsearch.delay_seconds = 0.8  # shorter than the attempt timeout (1 s)

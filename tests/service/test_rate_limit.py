@@ -16,11 +16,11 @@ import redis
 
 from harness.processes import BURSTS_TO_REACH_BOTH_WORKERS, run_service_process
 from harness.servers import closed_port, free_port
+from infra.standins.app import JSEARCH_KEY, THEIRSTACK_KEY, StandinState
 from infra.topology import Images, TopologySpec, describe
 from jobsearch.ratelimit import SearchRateLimiter
 from jobsearch.settings import settings_from
 from tests.conftest import ServiceRunner
-from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY, FakeUpstreams
 
 REDIS_DB = 7  # this test's own database on the machine's Redis
 LIMIT = 10
@@ -46,7 +46,7 @@ def _workers_that_answered(log_path: Path) -> set[int]:
 
 
 def test_limit_holds_across_two_workers(
-    tmp_path: Path, fakes: FakeUpstreams, fakes_url: str, app_database_url: str
+    tmp_path: Path, fakes: StandinState, fakes_url: str, app_database_url: str
 ) -> None:
     redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB).flushdb()
     log_path = tmp_path / "service.log"
@@ -84,7 +84,7 @@ def test_limit_holds_across_two_workers(
 
 
 def test_limit_answers_429_with_retry_after(
-    run_service: ServiceRunner, fakes: FakeUpstreams
+    run_service: ServiceRunner, fakes: StandinState
 ) -> None:
     with run_service(rate_limit="3/minute") as url:
         statuses = [
@@ -119,7 +119,7 @@ def _search(url: str) -> int:
 
 
 def test_redis_outage_falls_back_to_this_process_share_of_the_limit(
-    tmp_path: Path, fakes: FakeUpstreams, fakes_url: str
+    tmp_path: Path, fakes: StandinState, fakes_url: str
 ) -> None:
     log_path = tmp_path / "service.log"
     # 4/minute over 2 replicas of 1 worker: 2 a minute for this process while Redis is down.
@@ -163,7 +163,7 @@ def _private_redis(port: int) -> Iterator[None]:
 
 
 def test_the_fallback_is_logged_once_each_way_and_the_shared_limit_comes_back(
-    tmp_path: Path, fakes: FakeUpstreams, fakes_url: str
+    tmp_path: Path, fakes: StandinState, fakes_url: str
 ) -> None:
     log_path = tmp_path / "service.log"
     port = free_port()

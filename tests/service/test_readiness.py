@@ -8,9 +8,9 @@ import time
 
 import httpx
 
+from infra.standins.app import StandinState
 from jobsearch.readiness import REFRESH_SECONDS
 from tests.conftest import ServiceRunner
-from tests.fakes.upstreams import FakeUpstreams
 
 REDIS_URL = "redis://127.0.0.1:6379/9"
 
@@ -21,7 +21,7 @@ async def _flood(url: str, count: int) -> list[httpx.Response]:
 
 
 def test_a_flood_of_ready_calls_is_answered_from_one_check(
-    run_service: ServiceRunner, fakes: FakeUpstreams
+    run_service: ServiceRunner, fakes: StandinState
 ) -> None:
     with run_service(redis_url=REDIS_URL) as url:
         started = time.monotonic()

@@ -6,8 +6,8 @@ import httpx
 import psycopg
 import pytest
 
+from infra.standins.app import StandinState
 from tests.conftest import ServiceRunner
-from tests.fakes.upstreams import FakeUpstreams
 
 SEARCH = {"jobTitle": "python developer", "city": "Austin", "country": "US"}
 JOB_FIELDS = {
@@ -18,7 +18,7 @@ JOB_FIELDS = {
 
 @pytest.mark.parametrize("source", ["jsearch", "theirstack"])
 def test_search_returns_at_most_15_normalised_jobs(
-    service_url: str, fakes: FakeUpstreams, source: str
+    service_url: str, fakes: StandinState, source: str
 ) -> None:
     response = httpx.post(f"{service_url}/api/jobs/{source}", json=SEARCH)
     assert response.status_code == 200
@@ -32,7 +32,7 @@ def test_search_returns_at_most_15_normalised_jobs(
 
 
 def test_jsearch_request_uses_the_documented_parameters(
-    service_url: str, fakes: FakeUpstreams
+    service_url: str, fakes: StandinState
 ) -> None:
     httpx.post(
         f"{service_url}/api/jobs/jsearch",
@@ -46,7 +46,7 @@ def test_jsearch_request_uses_the_documented_parameters(
 
 
 def test_theirstack_request_asks_for_15_and_always_has_a_date_filter(
-    service_url: str, fakes: FakeUpstreams
+    service_url: str, fakes: StandinState
 ) -> None:
     httpx.post(f"{service_url}/api/jobs/theirstack", json={**SEARCH, "salaryMin": "100000"})
     sent = fakes.theirstack.last_request
@@ -57,7 +57,7 @@ def test_theirstack_request_asks_for_15_and_always_has_a_date_filter(
     assert sent["min_salary_usd"] == 100000
 
 
-def test_second_identical_request_is_a_cache_hit(service_url: str, fakes: FakeUpstreams) -> None:
+def test_second_identical_request_is_a_cache_hit(service_url: str, fakes: StandinState) -> None:
     first = httpx.post(f"{service_url}/api/jobs/jsearch", json=SEARCH)
     second = httpx.post(
         f"{service_url}/api/jobs/jsearch", json={**SEARCH, "jobTitle": "Python  Developer"}
@@ -69,7 +69,7 @@ def test_second_identical_request_is_a_cache_hit(service_url: str, fakes: FakeUp
 
 
 def test_cache_is_shared_through_postgres(
-    run_service: ServiceRunner, fakes: FakeUpstreams, migrated_database: str
+    run_service: ServiceRunner, fakes: StandinState, migrated_database: str
 ) -> None:
     with run_service() as first_replica:
         httpx.post(f"{first_replica}/api/jobs/theirstack", json=SEARCH)
@@ -84,7 +84,7 @@ def test_cache_is_shared_through_postgres(
     assert row == ("theirstack", True)
 
 
-def test_no_jobs_found_is_an_empty_200_with_a_hint(service_url: str, fakes: FakeUpstreams) -> None:
+def test_no_jobs_found_is_an_empty_200_with_a_hint(service_url: str, fakes: StandinState) -> None:
     fakes.theirstack.default = "empty"
     response = httpx.post(f"{service_url}/api/jobs/theirstack", json=SEARCH)
     assert response.status_code == 200
@@ -93,7 +93,7 @@ def test_no_jobs_found_is_an_empty_200_with_a_hint(service_url: str, fakes: Fake
     assert "broader" in response.json()["hint"]
 
 
-def test_validation_error_names_the_field(service_url: str, fakes: FakeUpstreams) -> None:
+def test_validation_error_names_the_field(service_url: str, fakes: StandinState) -> None:
     response = httpx.post(
         f"{service_url}/api/jobs/jsearch",
         json={"jobTitle": "dev", "salaryMin": 200000, "salaryMax": 100000},
@@ -108,7 +108,7 @@ def test_validation_error_names_the_field(service_url: str, fakes: FakeUpstreams
 
 
 def test_unconfigured_source_answers_503_and_the_other_keeps_working(
-    run_service: ServiceRunner, fakes: FakeUpstreams
+    run_service: ServiceRunner, fakes: StandinState
 ) -> None:
     with run_service(rapid_api_key=None) as url:
         off = httpx.post(f"{url}/api/jobs/jsearch", json=SEARCH)
@@ -184,7 +184,7 @@ def test_cors_allows_exactly_the_configured_origins(service_url: str) -> None:
 
 
 def test_metrics_count_requests_upstream_calls_and_cache(
-    service_url: str, fakes: FakeUpstreams
+    service_url: str, fakes: StandinState
 ) -> None:
     search = {**SEARCH, "city": "Metricsville"}
     httpx.post(f"{service_url}/api/jobs/jsearch", json=search)
@@ -202,7 +202,7 @@ def test_metrics_count_requests_upstream_calls_and_cache(
 
 @pytest.mark.parametrize("source", ["jsearch", "theirstack"])
 def test_ready_reports_a_low_upstream_quota(
-    service_url: str, fakes: FakeUpstreams, source: str
+    service_url: str, fakes: StandinState, source: str
 ) -> None:
     assert httpx.get(f"{service_url}/ready").json()["checks"]["quota"]["status"] == "ok"
     getattr(fakes, source).default = "quota"

@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 
 from harness.processes import run_service_process
+from infra.standins.app import JSEARCH_KEY, StandinState
 from infra.topology import SERVICE_STOP_GRACE_SECONDS
 from jobsearch.server import DRAIN_SECONDS, GRACEFUL_SHUTDOWN_SECONDS
-from tests.fakes.upstreams import JSEARCH_KEY, FakeUpstreams
 
 # Outlasts the drain, so the request is still in flight when uvicorn stops accepting.
 SLOW_UPSTREAM_SECONDS = DRAIN_SECONDS + 2.0
@@ -39,7 +39,7 @@ def test_drain_and_graceful_shutdown_fit_in_the_stop_grace_period() -> None:
 
 
 def test_sigterm_drains_then_finishes_in_flight_requests_and_exits_cleanly(
-    tmp_path: Path, fakes: FakeUpstreams, fakes_url: str
+    tmp_path: Path, fakes: StandinState, fakes_url: str
 ) -> None:
     fakes.jsearch.script = ["slow"]  # the first call only; later ones answer at once
     fakes.jsearch.delay_seconds = SLOW_UPSTREAM_SECONDS
@@ -111,7 +111,7 @@ def test_sigterm_drains_then_finishes_in_flight_requests_and_exits_cleanly(
     assert log.count("Finished server process") == 2
 
 
-def test_a_single_worker_drains_too(tmp_path: Path, fakes: FakeUpstreams, fakes_url: str) -> None:
+def test_a_single_worker_drains_too(tmp_path: Path, fakes: StandinState, fakes_url: str) -> None:
     """WORKERS=1 (`make run`'s default) runs the server in the main process itself."""
     env = {"WORKERS": "1", "RAPID_API_KEY": JSEARCH_KEY, "JSEARCH_BASE_URL": fakes_url}
     with run_service_process(env, log_path=tmp_path / "log") as (url, process):

@@ -13,15 +13,15 @@ import httpx
 import pytest
 
 from harness.servers import closed_port
+from infra.standins.app import SourceBehaviour, StandinState
 from tests.conftest import ServiceRunner
-from tests.fakes.upstreams import FakeUpstreams, SourceBehaviour
 
 SOURCES = ["jsearch", "theirstack"]
 TIMEOUT = 1.0
 BOUND = 3 * TIMEOUT + 0.75
 
 
-def behaviour(fakes: FakeUpstreams, source: str) -> SourceBehaviour:
+def behaviour(fakes: StandinState, source: str) -> SourceBehaviour:
     found: SourceBehaviour = getattr(fakes, source)
     return found
 
@@ -57,7 +57,7 @@ def assert_error(response: httpx.Response, status: int, code: str) -> None:
 )
 def test_failure_gives_a_defined_error_within_the_bound(
     service_url: str,
-    fakes: FakeUpstreams,
+    fakes: StandinState,
     source: str,
     mode: str,
     status: int,
@@ -92,7 +92,7 @@ def test_connection_refused_is_retried_then_502(refused_service: str, source: st
 @pytest.mark.parametrize("source", SOURCES)
 @pytest.mark.parametrize("first", ["server_error", "rate_limited"])
 def test_a_passing_failure_is_retried_and_the_search_succeeds(
-    service_url: str, fakes: FakeUpstreams, source: str, first: str
+    service_url: str, fakes: StandinState, source: str, first: str
 ) -> None:
     upstream = behaviour(fakes, source)
     upstream.script = [first]
@@ -106,7 +106,7 @@ def test_a_passing_failure_is_retried_and_the_search_succeeds(
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_retry_after_beyond_the_budget_is_passed_to_the_client(
-    service_url: str, fakes: FakeUpstreams, source: str
+    service_url: str, fakes: StandinState, source: str
 ) -> None:
     upstream = behaviour(fakes, source)
     upstream.default = "rate_limited"
@@ -120,7 +120,7 @@ def test_retry_after_beyond_the_budget_is_passed_to_the_client(
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_circuit_opens_and_a_dead_upstream_then_costs_milliseconds(
-    service_url: str, fakes: FakeUpstreams, source: str
+    service_url: str, fakes: StandinState, source: str
 ) -> None:
     upstream = behaviour(fakes, source)
     upstream.default = "server_error"
@@ -139,7 +139,7 @@ def test_circuit_opens_and_a_dead_upstream_then_costs_milliseconds(
 
 
 def test_one_source_failing_does_not_affect_the_other(
-    service_url: str, fakes: FakeUpstreams
+    service_url: str, fakes: StandinState
 ) -> None:
     fakes.jsearch.default = "server_error"
     failing, _ = search(service_url, "jsearch")

@@ -8,11 +8,11 @@ import asyncio
 import httpx
 import pytest
 
+from infra.standins.app import JSEARCH_KEY, StandinState
 from jobsearch.breaker import CircuitBreaker, CircuitState
 from jobsearch.errors import UpstreamError
 from jobsearch.models import JobSearchRequest
 from jobsearch.upstreams.jsearch import JSearchClient
-from tests.fakes.upstreams import JSEARCH_KEY, FakeUpstreams
 
 TIMEOUT = 1.0
 RESET_AFTER = 0.2
@@ -50,7 +50,7 @@ async def outcome(client: JSearchClient) -> str:
     ],
 )
 def test_an_unexpected_answer_to_a_half_open_trial_does_not_wedge_the_source(
-    fakes: FakeUpstreams, fakes_url: str, fault: str, trial_outcome: str
+    fakes: StandinState, fakes_url: str, fault: str, trial_outcome: str
 ) -> None:
     async def scenario() -> list[str | CircuitState]:
         client = jsearch_client(fakes_url)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import httpx
 
-from tests.fakes.upstreams import FakeUpstreams
+from infra.standins.app import StandinState
 
 
 def test_a_non_ok_status_is_a_malformed_answer_and_nothing_is_cached(
-    service_url: str, fakes: FakeUpstreams
+    service_url: str, fakes: StandinState
 ) -> None:
     fakes.jsearch.script = ["status_error"]  # HTTP 200, "status": "ERROR", "data": []
 

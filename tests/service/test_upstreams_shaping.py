@@ -7,13 +7,13 @@ import math
 import httpx
 import pytest
 
+from infra.standins.app import StandinState
 from jobsearch.upstreams.shaping import format_salary
-from tests.fakes.upstreams import FakeUpstreams
 
 
 @pytest.mark.parametrize("source", ["jsearch", "theirstack"])
 def test_an_infinite_salary_is_no_salary_and_never_a_500(
-    service_url: str, fakes: FakeUpstreams, source: str
+    service_url: str, fakes: StandinState, source: str
 ) -> None:
     getattr(fakes, source).default = "infinite_salary"  # job_min_salary: 1e400 in the JSON
     response = httpx.post(f"{service_url}/api/jobs/{source}", json={"jobTitle": "infinite pay"})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.upstreams import FakeUpstreams
+from infra.standins.app import StandinState
 from tests.infra.ops.services import service_process
 from tests.smoke.conftest import SMOKE_BASE_URL, deployed_url
 
@@ -48,14 +48,14 @@ def smoke(url: str) -> tuple[int, set[str]]:
 
 
 def test_a_good_deploy_passes(
-    migrated_database: str, fakes_url: str, fakes: FakeUpstreams, tmp_path: Path
+    migrated_database: str, fakes_url: str, fakes: StandinState, tmp_path: Path
 ) -> None:
     with service_process(migrated_database, fakes_url, tmp_path / "service.log") as url:
         assert smoke(url) == (0, set())
 
 
 def test_a_deploy_whose_searches_fail_is_stopped(
-    migrated_database: str, fakes_url: str, fakes: FakeUpstreams, tmp_path: Path
+    migrated_database: str, fakes_url: str, fakes: StandinState, tmp_path: Path
 ) -> None:
     fakes.jsearch.default = fakes.theirstack.default = "forbidden"  # e.g. a wrong key shipped
     with service_process(migrated_database, fakes_url, tmp_path / "service.log") as url:
@@ -69,7 +69,7 @@ def test_a_deploy_whose_searches_fail_is_stopped(
 
 
 def test_a_deploy_without_its_database_is_stopped(
-    migrated_database: str, fakes_url: str, fakes: FakeUpstreams, tmp_path: Path
+    migrated_database: str, fakes_url: str, fakes: StandinState, tmp_path: Path
 ) -> None:
     unreachable = "postgresql://jobsearch_app@127.0.0.1:1/jobsearch"
     with service_process(

@@ -3,29 +3,27 @@
 No registry is reachable here, so every image is built on this machine: the
 Debian base (debootstrap + docker import) and the proxy, Redis and Postgres
 stand-ins come from infra/local/images.py and are cached by a hash of their
-recipe; the service image is built from service/Dockerfile on that base; the
-test-only images (fake upstreams, a broken service, a second service image)
-are small layers on top of it.
+recipe; the service image is built from service/Dockerfile on that base, and
+the job sources' stand-ins (infra/standins) on it, as `ops local up` builds
+them; the test-only images (a broken service, a second service image) are
+small layers on top of it.
 """
 
 from __future__ import annotations
 
-import io
-import tarfile
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import docker
 import pytest
 
 from infra.local.engine import ensure_engine
-from infra.local.images import build_service_image, image_set
+from infra.local.images import (
+    build_from_files,
+    build_service_image,
+    build_standins_image,
+    image_set,
+)
 from infra.local.state import STATE_ROOT
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FAKES_DOCKERFILE = REPO_ROOT / "tests" / "images" / "fakes" / "Dockerfile"
-FAKES_SOURCE = REPO_ROOT / "tests" / "fakes"
 
 SERVICE_TAG = "jobsearch-api:test"
 # The local base is Debian bookworm, whose python3 is 3.11, like the official
@@ -42,39 +40,16 @@ class TestImages:
     redis: str
     postgres: str
     service: str  # image id
-    fakes: str
+    standins: str  # the job sources' stand-ins (infra/standins)
     # Same app, another image id: something to roll out and back.
     variant: str
     # Starts, but never answers /health: a rollout of it must change nothing.
     broken: str
 
-
-def build_from_text(
-    client: docker.DockerClient,
-    dockerfile: str,
-    tag: str,
-    files: Mapping[str, bytes] | None = None,
-    buildargs: Mapping[str, str] | None = None,
-) -> str:
-    """Build an image from a Dockerfile given as text (and a few files); returns its id."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for name, content in {"Dockerfile": dockerfile.encode(), **(files or {})}.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            info.mode = 0o644
-            archive.addfile(info, io.BytesIO(content))
-    buffer.seek(0)
-    image, _ = client.images.build(
-        fileobj=buffer,
-        custom_context=True,
-        tag=tag,
-        buildargs=dict(buildargs or {}),
-        rm=True,
-        forcerm=True,
-        pull=False,
-    )
-    return str(image.id)
+    @property
+    def fakes(self) -> str:
+        """The stand-ins' image, by the name the DinD cluster (swarm_cluster.py) uses."""
+        return self.standins
 
 
 # Built once per process: the suite's session fixture and `make bench` both ask.
@@ -91,22 +66,13 @@ def _build_test_images(client: docker.DockerClient) -> TestImages:
     images = image_set(client, "debian", STATE_ROOT / "build")
     assert images.base is not None
     service = build_service_image(client, base_image=images.base, tag=SERVICE_TAG)
-    fakes_files = {
-        f"fakes/{path.name}": path.read_bytes() for path in sorted(FAKES_SOURCE.glob("*.py"))
-    }
-    fakes = build_from_text(
-        client,
-        FAKES_DOCKERFILE.read_text(),
-        "jobsearch-local/fakes:test",
-        fakes_files,
-        buildargs={"SERVICE_IMAGE": SERVICE_TAG},
-    )
-    variant = build_from_text(
+    standins = build_standins_image(client, SERVICE_TAG)
+    variant = build_from_files(
         client,
         f'FROM {SERVICE_TAG}\nLABEL org.jobsearch.test.variant="b"\n',
         "jobsearch-api:test-variant",
     )
-    broken = build_from_text(
+    broken = build_from_files(
         client,
         f'FROM {SERVICE_TAG}\nENTRYPOINT ["/opt/venv/bin/python", "-c", '
         "\"import time; print('serving nothing', flush=True); time.sleep(3600)\"]\n",
@@ -118,7 +84,7 @@ def _build_test_images(client: docker.DockerClient) -> TestImages:
         redis=images.redis,
         postgres=images.postgres,
         service=service,
-        fakes=fakes,
+        standins=standins,
         variant=variant,
         broken=broken,
     )

@@ -5,6 +5,10 @@ It never touches a developer's `make local`: its own names (jobsearch-test-*),
 subnet, ports and state directory. Each test asks for `topology`, which runs
 `up` first: a no-op when everything already runs the service image, and a
 rollout back to it when an earlier test left another image running.
+
+Its job sources are the topology's own stand-ins (infra/standins), as on a
+`make local` without keys; the tests script them through the engine
+(infra/local/standin_control.py), and switch them to generated listings.
 """
 
 from __future__ import annotations
@@ -15,17 +19,18 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import docker
-import httpx
 import pytest
 from docker.errors import NotFound
 
 from infra.local.runner import LocalRunner
+from infra.local.standin_control import control_standin
 from infra.local.state import LocalConfig, LocalState
+from infra.standins import JSEARCH_KEY, SOURCES, THEIRSTACK_KEY
 from infra.topology import Topology
-from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
 from tests.support.docker import TestImages
 from tests.support.servers import free_port
 
+# The DinD cluster's (tests/support/swarm_cluster.py) hand-made stand-ins container.
 FAKES_PORT = 9100
 FAKES_ALIAS = "fakes"
 TEST_SUBNET_OCTET = 232
@@ -37,7 +42,6 @@ class TestTopology:
 
     runner: LocalRunner
     images: TestImages
-    fakes_url: str  # the fake upstreams' /_control, published on loopback
 
     @property
     def description(self) -> Topology:
@@ -48,10 +52,9 @@ class TestTopology:
         return self.description.public_url
 
     def control_fakes(self, **command: object) -> dict[str, object]:
-        response = httpx.post(f"{self.fakes_url}/_control", json=command, timeout=5)
-        response.raise_for_status()
-        result: dict[str, object] = response.json()
-        return result
+        """Send the command to every source's stand-in; returns each source's
+        calls and default mode, from its own stand-in."""
+        return {source: control_standin(self.runner, source, command)[source] for source in SOURCES}
 
 
 def prepare_test_instance(
@@ -63,7 +66,8 @@ def prepare_test_instance(
 ) -> LocalRunner:
     """The "test" instance's runner, configured, with what an interrupted run left removed.
 
-    Shared by this suite and bench/rollout.py; `settings` add to the fakes' URLs.
+    Shared by this suite and bench/rollout.py; `settings` are the service's
+    (both job sources are the topology's stand-ins).
     """
     state = LocalState("test")
     config = LocalConfig(
@@ -77,12 +81,9 @@ def prepare_test_instance(
         proxy_image=images.proxy,
         redis_image=images.redis,
         postgres_image=images.postgres,
-        settings={
-            "JSEARCH_BASE_URL": f"http://{FAKES_ALIAS}:{FAKES_PORT}",
-            "THEIRSTACK_BASE_URL": f"http://{FAKES_ALIAS}:{FAKES_PORT}",
-            "LOG_LEVEL": "WARNING",
-            **settings,
-        },
+        standin_image=images.standins,
+        sample_sources=SOURCES,
+        settings={"LOG_LEVEL": "WARNING", **settings},
     )
     runner = LocalRunner(client, state, config, say=say)
     runner.down(volumes=True)
@@ -97,7 +98,8 @@ def _fakes_name(runner: LocalRunner) -> str:
 
 
 def ensure_fakes(client: docker.DockerClient, runner: LocalRunner, image: str, port: int) -> None:
-    """The fake upstreams, reachable from the replicas as http://fakes:9100."""
+    """Stand-ins for the DinD cluster, reachable from its replicas as http://fakes:9100
+    (the "test" instance runs the topology's own stand-in services instead)."""
     name = _fakes_name(runner)
     with contextlib.suppress(NotFound):
         existing = client.containers.get(name)
@@ -154,17 +156,15 @@ def local_topology(
         say=lambda line: print(f"[local] {line}"),
     )
     try:
-        yield TestTopology(runner, test_images, fakes_url=f"http://127.0.0.1:{free_port()}")
+        yield TestTopology(runner, test_images)
     finally:
         runner.down(volumes=True)
 
 
 @pytest.fixture
-def topology(local_topology: TestTopology, docker_client: docker.DockerClient) -> TestTopology:
+def topology(local_topology: TestTopology) -> TestTopology:
     """The shared instance, up and serving the service image."""
-    runner = local_topology.runner
-    runner.up(local_topology.images.service)
-    port = int(local_topology.fakes_url.rsplit(":", 1)[1])
-    ensure_fakes(docker_client, runner, local_topology.images.fakes, port)
-    local_topology.control_fakes(reset=True)
+    local_topology.runner.up(local_topology.images.service)
+    # The tests count jobs: generated ones, as many as a stand-in's `jobs` says.
+    local_topology.control_fakes(reset=True, listings="generated")
     return local_topology

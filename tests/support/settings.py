@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from infra.standins import JSEARCH_KEY, THEIRSTACK_KEY
 from jobsearch.settings import Settings, settings_from
-from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
 
 
 def service_settings(fakes_url: str, **values: Any) -> Settings:

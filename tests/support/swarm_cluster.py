@@ -46,7 +46,7 @@ from harness.servers import free_port
 from infra.local.images import standin
 from infra.local.runner import LocalRunner, TaskStatus
 from infra.local.state import STATE_ROOT, LocalConfig, LocalState
-from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
+from infra.standins import JSEARCH_KEY, THEIRSTACK_KEY
 from tests.support.docker import TestImages
 from tests.support.local_topology import FAKES_ALIAS, FAKES_PORT, ensure_fakes
 

@@ -71,6 +71,11 @@ class ConfiguredSource(BaseModel):
     quota_remaining: int | None = Field(
         description="Last figure the upstream reported to this worker; null until it has."
     )
+    # A default: a /ready from a service older than the field still parses (ops diagnose).
+    data: Literal["sample", "live"] = Field(
+        default="live",
+        description="sample: a local stand-in's sample listings (SAMPLE_SOURCES); live: the API.",
+    )
 
 
 class UnconfiguredSource(BaseModel):
@@ -150,6 +155,7 @@ async def ready(
         limit_per_process=limiter.fallback_limit if state.rate_limit_store != "up" else None,
     )
     sources: dict[str, ConfiguredSource | UnconfiguredSource] = {}
+    samples = request.app.state.settings.sample_sources
     for name, client in search.clients.items():
         if client is None:
             sources[name] = UnconfiguredSource(configured=False)
@@ -158,6 +164,7 @@ async def ready(
                 configured=True,
                 circuit=client.breaker.state,
                 quota_remaining=client.quota_remaining,
+                data="sample" if name in samples else "live",
             )
     configured = {n: s for n, s in sources.items() if isinstance(s, ConfiguredSource)}
     reported = [s.quota_remaining for s in configured.values() if s.quota_remaining is not None]

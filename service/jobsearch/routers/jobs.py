@@ -7,11 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from jobsearch.context import current_facts
-from jobsearch.deps import RateLimitedSearchDep
+from jobsearch.deps import RateLimitedSearchDep, SettingsDep
 from jobsearch.middleware import BODY_TOO_LARGE_MESSAGE
 from jobsearch.models import ErrorResponse, JobSearchRequest, JobSearchResponse
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+# On a search answered from a local stand-in's sample listings (SAMPLE_SOURCES).
+SAMPLE_DATA_HEADER = "X-Sample-Data"
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
@@ -33,22 +36,28 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 # The search service hands back the body already rendered from a JobSearchResponse
 # (see search.render): response_model documents it, and FastAPI does not render twice.
 @router.post("/jsearch", response_model=JobSearchResponse, responses=_ERRORS)
-async def search_jsearch(request: JobSearchRequest, search: RateLimitedSearchDep) -> Response:
+async def search_jsearch(
+    request: JobSearchRequest, search: RateLimitedSearchDep, settings: SettingsDep
+) -> Response:
     """Jobs from JSearch (RapidAPI), at most 15, cached per distinct search."""
-    return await _search("jsearch", request, search)
+    return await _search("jsearch", request, search, settings)
 
 
 @router.post("/theirstack", response_model=JobSearchResponse, responses=_ERRORS)
-async def search_theirstack(request: JobSearchRequest, search: RateLimitedSearchDep) -> Response:
+async def search_theirstack(
+    request: JobSearchRequest, search: RateLimitedSearchDep, settings: SettingsDep
+) -> Response:
     """Jobs from TheirStack, at most 15, cached per distinct search."""
-    return await _search("theirstack", request, search)
+    return await _search("theirstack", request, search, settings)
 
 
-async def _search(source: str, request: JobSearchRequest, search: RateLimitedSearchDep) -> Response:
+async def _search(
+    source: str, request: JobSearchRequest, search: RateLimitedSearchDep, settings: SettingsDep
+) -> Response:
     body = await search.search(source, request)
     # hit, miss, coalesced or bypass: lets clients and smoke tests see the cache work.
-    return Response(
-        content=body,
-        media_type="application/json",
-        headers={"X-Cache": current_facts().cache or "miss"},
-    )
+    headers = {"X-Cache": current_facts().cache or "miss"}
+    if source in settings.sample_sources:
+        # Sample listings must never pass for real ones (docs/frontend.md).
+        headers[SAMPLE_DATA_HEADER] = "true"
+    return Response(content=body, media_type="application/json", headers=headers)

@@ -10,8 +10,8 @@ import docker
 import pytest
 
 from infra.local.images import oci_build_args
+from infra.standins import JSEARCH_KEY, THEIRSTACK_KEY
 from infra.topology import SERVICE_SECRET_SETTINGS
-from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
 from tests.support.docker import EXPECTED_PYTHON, TestImages
 
 pytestmark = pytest.mark.docker

@@ -9,8 +9,8 @@ import httpx
 import pytest
 import testinfra
 
+from infra.standins import JSEARCH_KEY
 from infra.topology import SERVICE_PORT, Role
-from tests.fakes.upstreams import JSEARCH_KEY
 from tests.support.docker import EXPECTED_PYTHON
 from tests.support.local_topology import TestTopology
 

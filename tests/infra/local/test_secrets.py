@@ -11,7 +11,7 @@ import testinfra
 
 from harness.background import BackgroundLoad
 from harness.load import Call
-from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
+from infra.standins import JSEARCH_KEY, THEIRSTACK_KEY
 from tests.support.local_topology import TestTopology
 
 pytestmark = pytest.mark.docker

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from infra.ops.cli import main
-from tests.fakes.upstreams import FakeUpstreams
+from infra.standins.app import StandinState
 from tests.infra.ops.services import service_process
 
 
@@ -76,7 +76,7 @@ def ops_process() -> OpsRunner:
 
 @pytest.fixture
 def service(
-    migrated_database: str, fakes_url: str, fakes: FakeUpstreams, tmp_path: Path
+    migrated_database: str, fakes_url: str, fakes: StandinState, tmp_path: Path
 ) -> Iterator[str]:
     """`jobsearch-api` as its own process, on the fake upstreams and a real cache."""
     with service_process(migrated_database, fakes_url, tmp_path / "service.log") as url:

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp
 from harness.postgres import service_login_url
 from harness.processes import run_service_process
 from harness.servers import serve_in_thread
-from tests.fakes.upstreams import JSEARCH_KEY, THEIRSTACK_KEY
+from infra.standins import JSEARCH_KEY, THEIRSTACK_KEY
 
 
 @contextlib.contextmanager

@@ -17,8 +17,8 @@ from harness.servers import closed_port, serve_in_thread
 from infra.alerts import CERTIFICATE_DAYS
 from infra.ops.diagnose import source_checks
 from infra.ops.probes import Fetched, alerts_check, readiness_check
+from infra.standins.app import StandinState
 from jobsearch.contract import ConfiguredSource
-from tests.fakes.upstreams import FakeUpstreams
 from tests.infra.ops.conftest import OpsRunner
 from tests.infra.ops.services import make_certificates, serve_tls, service_process
 
@@ -60,7 +60,7 @@ def test_human_output_names_every_check(service: str, ops: OpsRunner) -> None:
 
 
 def test_an_exhausted_quota_fails_the_source(
-    service: str, fakes: FakeUpstreams, ops: OpsRunner
+    service: str, fakes: StandinState, ops: OpsRunner
 ) -> None:
     fakes.jsearch.default = "quota"
     assert httpx.post(f"{service}/api/jobs/jsearch", json=SEARCH).status_code == 503
@@ -75,7 +75,7 @@ def test_an_exhausted_quota_fails_the_source(
 
 
 def test_an_open_circuit_degrades_readiness_and_fails_the_source(
-    service: str, fakes: FakeUpstreams, ops: OpsRunner
+    service: str, fakes: StandinState, ops: OpsRunner
 ) -> None:
     fakes.jsearch.default = "server_error"
     for _ in range(3):
