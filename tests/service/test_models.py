@@ -1,4 +1,4 @@
-"""The frontend's request: constraints, free-text variants and the cache key."""
+"""The frontend's request: constraints and the cache key (free-text variants: test_normalize)."""
 
 from __future__ import annotations
 
@@ -8,69 +8,11 @@ import pytest
 from pydantic import ValidationError
 
 from jobsearch import models
-from jobsearch.models import DatePosted, JobSearchRequest, JobType
+from jobsearch.models import JobSearchRequest
 
 
 def parse(**fields: Any) -> JobSearchRequest:
     return JobSearchRequest.model_validate({"jobTitle": "python developer", **fields})
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("Remote", JobType.REMOTE),
-        ("remote", JobType.REMOTE),
-        ("On-site", JobType.ON_SITE),
-        ("onsite", JobType.ON_SITE),
-        ("On Site", JobType.ON_SITE),
-        ("Full-time", JobType.FULL_TIME),
-        ("full time", JobType.FULL_TIME),
-        ("FULL_TIME", JobType.FULL_TIME),
-        ("Part-time", JobType.PART_TIME),
-        ("Hybrid", JobType.HYBRID),
-        ("", JobType.ANY),
-    ],
-)
-def test_job_type_accepts_the_old_frontends_variants(text: str, expected: JobType) -> None:
-    assert parse(jobType=text).job_type is expected
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("today", DatePosted.TODAY),
-        ("past week", DatePosted.WEEK),
-        ("Past Month", DatePosted.MONTH),
-        ("3days", DatePosted.THREE_DAYS),
-        ("last 24 hours", DatePosted.TODAY),
-        ("", DatePosted.ALL),
-        ("all", DatePosted.ALL),
-    ],
-)
-def test_date_posted_accepts_free_text(text: str, expected: DatePosted) -> None:
-    assert parse(datePosted=text).date_posted is expected
-
-
-@pytest.mark.parametrize(
-    ("country", "code"),
-    [
-        ("US", "US"),
-        ("us", "US"),
-        ("United States", "US"),
-        ("Germany", "DE"),
-        ("GBR", "GB"),
-        ("", None),
-    ],
-)
-def test_country_becomes_alpha_2(country: str, code: str | None) -> None:
-    assert parse(country=country).country == code
-
-
-@pytest.mark.parametrize(
-    ("salary", "value"), [("120000", 120000), ("120,000", 120000), ("$120k", 120000), ("", None)]
-)
-def test_salaries_arrive_as_strings(salary: str, value: int | None) -> None:
-    assert parse(salaryMin=salary).salary_min == value
 
 
 @pytest.mark.parametrize(
