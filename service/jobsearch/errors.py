@@ -1,13 +1,49 @@
 """Every error the API answers with: a status, a stable code and a safe message.
 
-Handlers in `main.py` turn these into `{"error": {"code", "message", "request_id"}}`.
-Messages are written here, never taken from an exception, so that no internal
-detail (hosts, SQL, keys) can reach a client.
+The exception classes, the error body's schema (ErrorResponse) and the
+handlers that turn an exception into `{"error": {"code", "message",
+"request_id"}}` (add_error_handlers) live together here. Messages are written
+here, never taken from an exception, so that no internal detail (hosts, SQL,
+keys) can reach a client.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from jobsearch.context import current_facts
+from jobsearch.logging_setup import get_logger
+from jobsearch.middleware import BODY_TIMEOUT_MESSAGE, BODY_TOO_LARGE_MESSAGE
+
+log = get_logger(__name__)
+
+BAD_JSON_MESSAGE = "The request body is not valid JSON."
+# Starlette's own HTTP errors (routing, a body that is not JSON, the body limits):
+# the code and message each is answered with.
+HTTP_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("bad_request", BAD_JSON_MESSAGE),
+    404: ("not_found", "No such endpoint."),
+    405: ("method_not_allowed", "Method not allowed on this endpoint."),
+    408: ("request_timeout", BODY_TIMEOUT_MESSAGE),
+    413: ("body_too_large", BODY_TOO_LARGE_MESSAGE),
+}
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    request_id: str
+    fields: list[dict[str, str]] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
 
 
 class ApiError(Exception):
@@ -125,3 +161,61 @@ def upstream_error_for(code: str, *, retry_after: int | None = None) -> Upstream
             return kind(retry_after=retry_after)
         pending += kind.__subclasses__()
     return None
+
+
+def error_response(
+    status: int, code: str, message: str, *, retry_after: int | None = None, **extra: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "code": code,
+        "message": message,
+        "request_id": current_facts().request_id,
+        **extra,
+    }
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return JSONResponse(status_code=status, content={"error": body}, headers=headers)
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, ApiError):  # registered for ApiError only
+        raise exc
+    log.info("request_failed", code=exc.code, status=exc.status_code)
+    response = error_response(exc.status_code, exc.code, exc.message, retry_after=exc.retry_after)
+    response.headers.update(exc.headers)
+    return response
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, RequestValidationError):  # registered for RequestValidationError only
+        raise exc
+    fields = []
+    for error in exc.errors():
+        location = [str(part) for part in error["loc"] if part != "body"]
+        fields.append(
+            {
+                "field": ".".join(location) or "body",
+                "message": str(error["msg"]).removeprefix("Value error, "),
+            }
+        )
+    summary = "; ".join(f"{item['field']}: {item['message']}" for item in fields)
+    return error_response(422, "validation_error", summary, fields=fields)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, StarletteHTTPException):  # registered for StarletteHTTPException only
+        raise exc
+    code, message = HTTP_ERRORS.get(
+        exc.status_code, ("http_error", "The request could not be handled.")
+    )
+    response = error_response(exc.status_code, code, message)
+    if exc.status_code == 408:
+        # The rest of the body may still come: this connection cannot carry another request.
+        response.headers["Connection"] = "close"
+    return response
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error, ours or the framework's, answered with an ErrorResponse body."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -11,13 +11,10 @@ from typing import Any
 
 import httpx
 import sentry_sdk
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 from fastapi.telemetry import TelemetryConfig
 from pydantic import SecretStr
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jobsearch import __version__
 from jobsearch.budget import DailyBudgets
@@ -28,14 +25,9 @@ from jobsearch.cache import (
     PostgresCache,
 )
 from jobsearch.coalescing import SharedClaims
-from jobsearch.context import current_facts
-from jobsearch.errors import ApiError
+from jobsearch.errors import add_error_handlers
 from jobsearch.logging_setup import configure_logging, get_logger
-from jobsearch.middleware import (
-    BODY_TIMEOUT_MESSAGE,
-    BODY_TOO_LARGE_MESSAGE,
-    RequestContextMiddleware,
-)
+from jobsearch.middleware import RequestContextMiddleware
 from jobsearch.ratelimit import SearchRateLimiter, redis_client
 from jobsearch.readiness import Readiness
 from jobsearch.routers import health, jobs, metrics
@@ -185,72 +177,6 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD, middle_threshold, old_threshold)
 
 
-def _error_response(
-    status: int, code: str, message: str, *, retry_after: int | None = None, **extra: Any
-) -> JSONResponse:
-    body: dict[str, Any] = {
-        "code": code,
-        "message": message,
-        "request_id": current_facts().request_id,
-        **extra,
-    }
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return JSONResponse(status_code=status, content={"error": body}, headers=headers)
-
-
-async def _api_error(request: Request, exc: Exception) -> JSONResponse:
-    if not isinstance(exc, ApiError):  # registered for ApiError only
-        raise exc
-    log.info("request_failed", code=exc.code, status=exc.status_code)
-    response = _error_response(exc.status_code, exc.code, exc.message, retry_after=exc.retry_after)
-    response.headers.update(exc.headers)
-    return response
-
-
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    if not isinstance(exc, RequestValidationError):  # registered for RequestValidationError only
-        raise exc
-    fields = []
-    for error in exc.errors():
-        location = [str(part) for part in error["loc"] if part != "body"]
-        fields.append(
-            {
-                "field": ".".join(location) or "body",
-                "message": str(error["msg"]).removeprefix("Value error, "),
-            }
-        )
-    summary = "; ".join(f"{item['field']}: {item['message']}" for item in fields)
-    return _error_response(422, "validation_error", summary, fields=fields)
-
-
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    if not isinstance(exc, StarletteHTTPException):  # registered for StarletteHTTPException only
-        raise exc
-    codes = {
-        400: "bad_request",
-        404: "not_found",
-        405: "method_not_allowed",
-        408: "request_timeout",
-        413: "body_too_large",
-    }
-    messages = {
-        400: "The request body is not valid JSON.",
-        408: BODY_TIMEOUT_MESSAGE,
-        413: BODY_TOO_LARGE_MESSAGE,
-        404: "No such endpoint.",
-        405: "Method not allowed on this endpoint.",
-    }
-    response = _error_response(
-        exc.status_code,
-        codes.get(exc.status_code, "http_error"),
-        messages.get(exc.status_code, "The request could not be handled."),
-    )
-    if exc.status_code == 408:
-        # The rest of the body may still come: this connection cannot carry another request.
-        response.headers["Connection"] = "close"
-    return response
-
-
 def _init_sentry(settings: Settings) -> None:
     if settings.sentry_dsn is None:
         return
@@ -290,9 +216,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(metrics.router)
-    app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    add_error_handlers(app)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -31,8 +31,6 @@ __all__ = [
     "MAX_JOBS_PER_SOURCE",
     "RESPONSE_SCHEMA_VERSION",
     "DatePosted",
-    "ErrorDetail",
-    "ErrorResponse",
     "Job",
     "JobSearchRequest",
     "JobSearchResponse",
@@ -119,14 +117,3 @@ class JobSearchResponse(BaseModel):
     hint: str | None = Field(
         default=None, description="Set when nothing was found: how to widen the search."
     )
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    request_id: str
-    fields: list[dict[str, str]] | None = None
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorDetail

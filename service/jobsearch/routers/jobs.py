@@ -8,8 +8,9 @@ from fastapi import APIRouter, Response
 
 from jobsearch.context import current_facts
 from jobsearch.deps import RateLimitedSearchDep, SettingsDep
+from jobsearch.errors import BAD_JSON_MESSAGE, ErrorResponse
 from jobsearch.middleware import BODY_TOO_LARGE_MESSAGE
-from jobsearch.models import ErrorResponse, JobSearchRequest, JobSearchResponse
+from jobsearch.models import JobSearchRequest, JobSearchResponse
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -19,7 +20,7 @@ SAMPLE_DATA_HEADER = "X-Sample-Data"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
-        400: "The request body is not valid JSON.",
+        400: BAD_JSON_MESSAGE,
         401: "FRONTEND_API_KEYS is set and no valid Authorization: Bearer <key> came.",
         413: BODY_TOO_LARGE_MESSAGE,
         422: "A field, or the X-End-User header, is invalid; the message names it.",
