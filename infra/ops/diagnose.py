@@ -1,9 +1,11 @@
 """`ops diagnose --url U [--database]`: what a running service and its database look like.
 
---url: health, readiness, the security headers, the TLS certificate (for
-https), and for each job source its circuit, the quota the upstream last
-reported and the calls it refused, from /ready and (when the URL serves it)
-/metrics.
+--url: health, readiness (/ready read with the service's own ReadyResponse),
+which alerts an HTTP probe would raise now (the monitors' assertions of
+infra/alerts.py, applied to the same answers), the security headers, the TLS
+certificate (for https), and for each job source its circuit, the quota the
+upstream last reported and the calls it refused, from /ready and (when the URL
+serves it) /metrics.
 
 --database: the cache database, from the admin connection string in the
 DATABASE_URL environment variable (never the command line, where `ps` shows

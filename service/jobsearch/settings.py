@@ -1,7 +1,8 @@
 """Every setting the service reads, typed and validated once at startup.
 
 This class is the single list of settings: `.env.example` and the README's
-settings table are checked against it by tests/service/test_settings.py.
+settings table are generated from its fields (jobsearch.settings_reference,
+`make generate`), so a field's description is its documentation.
 
 Where a value comes from, first found wins: the process environment, then a
 `.env` file in the working directory, then a secret file in SECRETS_DIR (Docker
