@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from jobsearch.logging_setup import REDACTED, Redactor
+from jobsearch.contract import REDACTED, Redactor
 
 Verdict = Literal["pass", "warn", "fail"]
 _MARKS: Mapping[Verdict, str] = {"pass": "ok  ", "warn": "WARN", "fail": "FAIL"}
