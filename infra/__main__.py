@@ -29,16 +29,11 @@ from infra.components.host import Host, HostArgs, RegistryLogin
 from infra.components.monitoring import Monitoring, MonitoringArgs, SentryAlerting
 from infra.components.replica_watch import ReplicaWatch, ReplicaWatchArgs
 from infra.components.service import Service, ServiceArgs
-from infra.config import (
-    KEYS_BY_NAME,
-    ConfigError,
-    PulumiConfigSource,
-    StackConfig,
-    load,
-    registry_host,
-    resolve_images,
-    secret,
-)
+from infra.config.images import registry_host, resolve_images
+from infra.config.load import PulumiConfigSource, load, secret
+from infra.config.model import KEYS_BY_NAME, StackConfig
+from infra.config.problems import ConfigError
+from infra.promotion import image_outputs
 from infra.separation import export as separation_export
 from infra.separation import refuse_shared, separated_values
 from infra.topology import describe
@@ -58,13 +53,7 @@ def _registry(config: StackConfig, service_image: str) -> RegistryLogin | None:
 
 def _service_secrets(config: StackConfig, database: Database) -> dict[str, pulumi.Input[str]]:
     secrets: dict[str, pulumi.Input[str]] = {"DATABASE_URL": database.app_database_url}
-    optional = {
-        "RAPID_API_KEY": config.rapid_api_key,
-        "THEIRSTACK_API_KEY": config.theirstack_api_key,
-        "SENTRY_DSN": config.sentry_dsn,
-        "FRONTEND_API_KEYS": config.frontend_api_keys,
-    }
-    secrets.update({name: secret(value) for name, value in optional.items() if value is not None})
+    secrets.update({name: secret(value) for name, value in config.service_secrets().items()})
     return secrets
 
 
@@ -74,8 +63,8 @@ async def main() -> dict[str, Any]:
     if images.reference is not None:
         # Before any resource: a promoting stack shares no database or API key with its source.
         await refuse_shared(config, images.reference, images.source)
-    topology = describe(config.topology_spec(images.images()))
-    registry = _registry(config, images.service)
+    topology = describe(config.topology_spec(images.images))
+    registry = _registry(config, images.images.service)
 
     host = Host(
         "host",
@@ -192,10 +181,8 @@ async def main() -> dict[str, Any]:
         "nodes": pulumi.Output.all(*[node.address for node in host.nodes])
         if host.nodes
         else [host.address],
-        "image_ref": images.service,
-        "proxy_image_ref": images.proxy,
-        "redis_image_ref": images.redis,
-        "images_from": images.source,
+        # image_ref, proxy_image_ref, redis_image_ref, images_from: what a promoting stack reads.
+        **image_outputs(images.images, images.source),
         # One-way fingerprints: a stack promoting from this one checks it shares none of them.
         "separation": separation_export(separated_values(config), pulumi.get_organization()),
         "schema_migrations": database.applied,

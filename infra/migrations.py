@@ -29,7 +29,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from infra.config import APP_ROLE
+from infra.config.database import APP_ROLE
 
 # The Supabase CLI's project directory (`supabase --workdir service ...`).
 SUPABASE_WORKDIR = Path(__file__).resolve().parent.parent / "service"

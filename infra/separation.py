@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 
 import pulumi
 
-from infra.config import KEYS_BY_NAME, ConfigError, Problem, StackConfig, format_problems
+from infra.config.model import KEYS_BY_NAME, StackConfig
+from infra.config.problems import ConfigError, Problem, format_problems
 
 # The stack output, and the scheme its fingerprints were computed with.
 OUTPUT = "separation"

@@ -31,7 +31,7 @@ import pulumi
 import pulumi.dynamic
 
 from infra import migrations
-from infra.config import APP_ROLE, MIN_APP_PASSWORD_LENGTH, database_url_problem
+from infra.config.database import APP_ROLE, MIN_APP_PASSWORD_LENGTH, database_url_problem
 from jobsearch.logging_setup import Redactor
 
 COMPONENT_TYPE = "jobsearch:platform:Database"

@@ -30,7 +30,7 @@ import pulumi_docker as docker
 import pulumi_hcloud as hcloud
 import pulumi_tls as tls
 
-from infra.config import ExistingServer, HostMode, NodeRole
+from infra.config.hosts import ExistingServer, HostMode, NodeRole
 from infra.topology import DATASTORE_LABEL, EDGE_LABEL, NODE_MARKER, NOFILE_LIMIT, manager_count
 
 COMPONENT_TYPE = "jobsearch:platform:Host"

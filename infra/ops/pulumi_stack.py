@@ -17,17 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from infra import image_refs
-from infra.image_refs import DIGEST
 from infra.ops.cli import OpsError
+from infra.promotion import IMAGE_CONFIG_KEY
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STACKS = ("staging", "prod")
-# Declared in Pulumi.yaml; the deploy workflow and `ops rollback` set it.
-IMAGE_CONFIG_KEY = "jobsearch:imageRef"
-# Exported by infra/__main__.py.
+# Exported by infra/__main__.py (the image outputs: infra/promotion.py).
 URL_OUTPUT = "url"
-IMAGE_OUTPUT = "image_ref"
 # The swarm manager's engine, as DOCKER_HOST takes it (ssh://user@host:port).
 DOCKER_HOST_OUTPUT = "docker_host"
 # Every update goes through the guardrails, rollbacks included.
@@ -35,18 +31,6 @@ POLICY_PACK = "infra/policy"
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 INSTALL_HINT = "install it (https://www.pulumi.com/docs/iac/download-install/) and `pulumi login`"
-
-
-def digest_reference(value: str) -> str:
-    """An image reference pinned by digest (`repo@sha256:...`) or a bare digest,
-    checked by the rule the stack config applies (infra/image_refs.py)."""
-    value = value.strip()
-    if DIGEST.fullmatch(value) or image_refs.digest_reference(value):
-        return value
-    raise ValueError(
-        f"{value!r} is not an image digest: give sha256:<64 hex> or "
-        "ghcr.io/OWNER/REPO@sha256:<64 hex> (deploys are by digest, never by tag)"
-    )
 
 
 def with_repository(digest_or_ref: str, current_ref: str | None) -> str:
@@ -182,8 +166,21 @@ class PulumiStack:
         except (KeyError, TypeError, ValueError) as error:
             raise OpsError(f"unexpected `pulumi stack history` entry: {error}") from None
 
-    def set_image(self, image_ref: str) -> None:
-        self._run("config", "set", IMAGE_CONFIG_KEY, image_ref)
+    def output(self, name: str) -> str | None:
+        value = self.outputs().get(name)
+        return value if isinstance(value, str) else None
+
+    def config_value(self, key: str) -> str | None:
+        """The key's value; None when the stack does not set it."""
+        try:
+            return self._run("config", "get", key).strip()
+        except OpsError as error:
+            if "not found" in str(error):
+                return None
+            raise
+
+    def set_config(self, key: str, value: str) -> None:
+        self._run("config", "set", key, value)
 
     def up(self, message: str) -> None:
         # Streamed: the person running it sees the plan and the progress.

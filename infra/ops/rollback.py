@@ -14,22 +14,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+from infra import promotion
+from infra.image_refs import NotPinned, require_pinned
 from infra.ops.cli import OpsError
-from infra.ops.pulumi_stack import (
-    IMAGE_OUTPUT,
-    PulumiStack,
-    digest_reference,
-    previous_image,
-    with_repository,
-)
+from infra.ops.pulumi_stack import PulumiStack, previous_image, with_repository
 from infra.ops.report import add_json_flag, emit
 from infra.ops.status import LOCAL_STACKS, add_stack_argument
 
 
 def image_digest(value: str) -> str:
     try:
-        return digest_reference(value)
-    except ValueError as error:
+        return require_pinned(value, bare_digest=True)
+    except NotPinned as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
@@ -55,8 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if args.stack in LOCAL_STACKS:
         return _rollback_local(args)
     stack = PulumiStack(args.stack)
-    current = stack.outputs().get(IMAGE_OUTPUT)
-    current = current if isinstance(current, str) else None
+    current = stack.output(promotion.IMAGE_OUTPUT)
     if args.to:
         target = with_repository(args.to, current)
     else:
@@ -68,9 +63,10 @@ def run(args: argparse.Namespace) -> int:
             )
         target = found
     print(f"rolling back {args.stack}: {current or '(unknown)'} -> {target}", file=sys.stderr)
-    stack.set_image(target)
+    # In a stack that promotes (prod), an override: runbooks/rollback.md removes it.
+    promotion.pin(stack, target)
     stack.up(message=f"ops rollback to {target}")
-    after = stack.outputs().get(IMAGE_OUTPUT)
+    after = stack.output(promotion.IMAGE_OUTPUT)
     emit(
         args,
         {"stack": args.stack, "from": current, "to": target, "running": after},

@@ -15,7 +15,6 @@ from infra.ops import probes
 from infra.ops.cli import OpsError
 from infra.ops.pulumi_stack import (
     DOCKER_HOST_OUTPUT,
-    IMAGE_OUTPUT,
     STACKS,
     URL_OUTPUT,
     PulumiStack,
@@ -30,6 +29,7 @@ from infra.ops.report import (
     humanize_seconds,
     worst,
 )
+from infra.promotion import IMAGE_OUTPUT
 from infra.topology import ENVIRONMENT_LABEL, ROLE_LABEL
 
 # The instances `ops local` runs on this machine's Docker engine (test: the suite's own).

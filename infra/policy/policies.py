@@ -29,7 +29,9 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from infra.topology import NODE_MARKER, PROXY_HTTPS_PORT
+from infra.config.standins import stand_in_settings
+from infra.image_refs import is_pinned
+from infra.topology import NODE_MARKER, PROXY_HTTPS_PORT, ROLE_LABEL
 
 CONTAINER = "docker:index/container:Container"
 SERVICE = "docker:index/service:Service"
@@ -39,12 +41,9 @@ VERCEL_VARIABLE = "vercel:index/projectEnvironmentVariable:ProjectEnvironmentVar
 COMMANDS = ("command:remote:Command", "command:local:Command")
 DNS_RECORD = "cloudflare:index/record:Record"
 DYNAMIC_PREFIX = "pulumi-python:dynamic"
-ROLE_LABEL = "org.jobsearch.role"
 
 # Setting names that hold credentials, by convention.
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|DSN|DATABASE_URL", re.IGNORECASE)
-_DIGEST_REF = re.compile(r"[^@\s]+@sha256:[0-9a-f]{64}")
-_IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
 _RESTART_POLICIES = ("always", "unless-stopped", "on-failure")
 _SERVICE_RESTART_CONDITIONS = ("any", "on-failure")
 _MIB = 1024 * 1024
@@ -179,13 +178,13 @@ def workload(resource_type: str, props: Props) -> Workload | None:
 def images_by_digest(resource_type: str, props: Props, _secret_outputs: Sequence[str]) -> list[str]:
     if resource_type == REMOTE_IMAGE:
         name = str(props.get("name") or "")
-        if not _DIGEST_REF.fullmatch(name):
+        if not is_pinned(name):
             return [f"image {name!r} is pulled by tag; pull it by digest (name@sha256:...)"]
     found = workload(resource_type, props)
     if found is not None:
         image = found.image
         # A service's image may carry its tag as well: name:tag@sha256:...
-        if not (_DIGEST_REF.fullmatch(image) or _IMAGE_ID.fullmatch(image)):
+        if not is_pinned(image, bare_digest=True):
             return [f"{found.title} runs {image!r}, not an image pinned by digest"]
     return []
 
@@ -200,6 +199,17 @@ def cors_without_wildcard(
     if "*" in origins:
         return [f"{found.title} allows CORS from {origins!r}; list the origins"]
     return []
+
+
+def no_stand_ins(resource_type: str, props: Props, _secret_outputs: Sequence[str]) -> list[str]:
+    """SAMPLE_SOURCES and the *_BASE_URL settings are for local stand-ins, never a stack."""
+    found = workload(resource_type, props)
+    if found is None:
+        return []
+    return [
+        f"{found.title} sets {setting}: stand-ins are for local and test runs only"
+        for setting in stand_in_settings(found.env)
+    ]
 
 
 def non_root(resource_type: str, props: Props, _secret_outputs: Sequence[str]) -> list[str]:
@@ -381,6 +391,9 @@ class StackGuardrail:
 RESOURCE_GUARDRAILS: tuple[ResourceGuardrail, ...] = (
     ResourceGuardrail("images-by-digest", "Images are pulled and run by digest.", images_by_digest),
     ResourceGuardrail("cors-no-wildcard", "CORS lists origins; no `*`.", cors_without_wildcard),
+    ResourceGuardrail(
+        "no-stand-ins", "The service talks to the real APIs, never stand-ins.", no_stand_ins
+    ),
     ResourceGuardrail("containers-non-root", "Containers run as a non-root user.", non_root),
     ResourceGuardrail(
         "containers-read-only", "Containers have a read-only root filesystem.", read_only

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from infra import promotion
 from infra.ops.cli import build_parser
 from infra.topology import Environment, Images, TopologySpec, describe
 from jobsearch.settings import Settings
@@ -107,6 +108,8 @@ def stack_outputs() -> frozenset[str] | None:
             and isinstance(node.args[0], ast.Constant)
         ):
             names.add(str(node.args[0].value))
+    # The image outputs: `**image_outputs(...)` in main(), named by infra/promotion.py.
+    names |= set(promotion.OUTPUTS)
     return frozenset(names)
 
 

@@ -46,7 +46,7 @@ from tests.runbooks.shell import blocks, commands
 VENV_BIN = ROOT / ".venv" / "bin"
 # Checkly's API checks give up after max_response_time (monitoring.py, 10000 ms).
 CHECK_TIMEOUT_SECONDS = 10.0
-COMMAND_TIMEOUT_SECONDS = 90.0
+COMMAND_TIMEOUT_SECONDS = 180.0
 
 SSH_STANDIN = """#!/bin/sh
 # Stand-in for ssh: runs the remote command on this machine as sshd runs it on the

@@ -19,7 +19,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -30,9 +30,10 @@ import pytest
 from harness.servers import free_port
 from infra.alerts import ALERTS, CERTIFICATE_DAYS
 from infra.components.monitoring import ERROR_RATE_COUNT, ERROR_RATE_WINDOW_MINUTES
+from infra.local.images import build_from_files
 from infra.local.runner import FINGERPRINT_LABEL
 from infra.standins import SOURCES
-from infra.topology import app_env
+from infra.topology import PROXY_UID, app_env
 from tests.runbooks import rehearsal
 from tests.runbooks.conftest import REHEARSALS
 from tests.runbooks.rehearsal import (
@@ -43,6 +44,7 @@ from tests.runbooks.rehearsal import (
     wait_for,
     wait_until_clear,
 )
+from tests.support.docker import SERVICE_TAG
 from tests.support.local_topology import TestTopology
 
 STACK: Final = "test"
@@ -73,6 +75,7 @@ class Instance:
     client: docker.DockerClient
     shell: RunbookShell
     home: Path
+    faulted: set[str] = field(default_factory=set)
 
     @property
     def url(self) -> str:
@@ -83,6 +86,7 @@ class Instance:
 
     def fault(self, *args: str) -> str:
         """`ops local --env test fault ...`: what it printed (the alert and runbook it names)."""
+        self.faulted.add(args[0])
         done = subprocess.run(
             [OPS, "local", "--env", STACK, "fault", *args],
             capture_output=True,
@@ -120,10 +124,8 @@ def _comparable(spec: Any) -> Any:
 def _restore(instance: Instance, specs_before: dict[str, Any]) -> None:
     """Clear every fault and converge every changed spec back; then wait until healthy."""
     topology, client = instance.topology, instance.client
-    running = {service.name for service in _services(client)}
-    for source in SOURCES:
-        if instance.service_name(f"standin-{source}") in running:
-            instance.fault(source, "healthy")
+    for source in sorted(instance.faulted & set(SOURCES)):
+        instance.fault(source, "healthy")
     for service in _services(client):
         if _comparable(service.attrs["Spec"]) != specs_before.get(service.name):
             # The runner converges what its fingerprint says changed: say so.
@@ -148,10 +150,11 @@ def instance(
     shell = RunbookShell(tmp_path / "bin", {"STACK": STACK, "URL": topology.url, "HOST": "local"})
     home = tmp_path / "home"
     home.mkdir()
+    rehearsing = Instance(topology, docker_client, shell, home)
     try:
-        yield Instance(topology, docker_client, shell, home)
+        yield rehearsing
     finally:
-        _restore(Instance(topology, docker_client, shell, home), specs_before)
+        _restore(rehearsing, specs_before)
         alert = getattr(request.node.function, "rehearses", request.node.name)
         what = (request.node.function.__doc__ or "").strip().splitlines()[0]
         seconds = time.monotonic() - started
@@ -272,6 +275,7 @@ def test_tls_certificate_expiring(instance: Instance, tmp_path: Path) -> None:
         volumes={str(certs): {"bind": "/rehearsal", "mode": "ro"}},
         ports={"8443/tcp": ("127.0.0.1", port)},
         network=network,
+        user=PROXY_UID,
         read_only=True,
         tmpfs={"/tmp": "rw,size=16m"},
         detach=True,
@@ -313,10 +317,12 @@ def test_upstream_quota_low(instance: Instance) -> None:
         return api_check_fails(instance.url, "quota")
 
     wait_for(alert, quota_low, runs=6)
+    for _ in range(20):  # every process has seen an answer: one /ready read tells
+        search(instance.url)
 
     found = instance.diagnose(alert)
     plain = next(r for r in found.ran if r.line == 'ops diagnose --url "$URL"')
-    left = re.search(r"source jsearch\S*\s+\S+\s+circuit \w+, (\d+) left", plain.output)
+    left = re.search(r"source jsearch: circuit \w+, (\d+) left", plain.output)
     assert left is not None, found
     assert int(left.group(1)) < 50
     report = json.loads(found.output_of("ops diagnose", "--json"))
@@ -431,7 +437,7 @@ def test_api_high_error_rate(instance: Instance, tmp_path: Path) -> None:
         runner.state.set_api_keys(
             {**_api_keys(keys_before), "SENTRY_DSN": "http://0123456789abcdef@sentry:9000/1"}
         )
-        buggy = _buggy_image(instance.client, instance.topology.images.service)
+        buggy = _buggy_image(instance.client)
         runner.rollout(buggy)
         statuses = [search(instance.url).status_code for _ in range(ERROR_RATE_COUNT + 5)]
         assert statuses.count(500) == len(statuses), statuses
@@ -469,18 +475,26 @@ def _answers(url: str) -> str | None:
     return "answers"
 
 
-def _buggy_image(client: docker.DockerClient, service_image: str) -> str:
-    """The service image with a bug: every search the cache cannot answer raises."""
+# Appended to jobsearch/search.py: its `render` now fails every search the cache cannot answer.
+BUG = b"""
+
+def render(response):
+    raise RuntimeError("a bug shipped in this image (runbook rehearsal)")
+"""
+
+
+def _buggy_image(client: docker.DockerClient) -> str:
+    """The service image with a bug. (Its bytecode is compiled unchecked: the changed module
+    is compiled again.)"""
     dockerfile = (
-        f"FROM {service_image}\nUSER 0\n"
-        "RUN printf '\\n\\ndef render(response):\\n"
-        '    raise RuntimeError("a bug shipped in this image (runbook rehearsal)")\\n\''
-        " >> /app/jobsearch/search.py\nUSER 10001:10001\n"
+        f"FROM {SERVICE_TAG}\nUSER 0\nCOPY bug.py /tmp/bug.py\n"
+        "RUN cat /tmp/bug.py >> /app/jobsearch/search.py && rm /tmp/bug.py \\\n"
+        "    && /opt/venv/bin/python -m compileall -q --invalidation-mode unchecked-hash "
+        "/app/jobsearch/search.py\nUSER 10001:10001\n"
     )
-    image, _ = client.images.build(
-        fileobj=io.BytesIO(dockerfile.encode()), tag="jobsearch-api:rehearsal-bug", rm=True
+    return build_from_files(
+        client, dockerfile, "jobsearch-api:rehearsal-bug", files={"bug.py": BUG}
     )
-    return str(image.id)
 
 
 # --- what keeps the rehearsals complete and their tools honest (no Docker) ------------

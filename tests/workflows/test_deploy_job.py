@@ -387,3 +387,25 @@ def test_port_22_keeps_the_plain_host_in_known_hosts(pipeline: Pipeline) -> None
     smoke = pipeline.smoke_env()
     assert Path(smoke["SMOKE_SSH_KNOWN_HOSTS"]).read_text().startswith("203.0.113.10 ssh-ed25519")
     assert smoke["SMOKE_SSH_PORT"] == "22"
+
+
+def test_the_digest_rule_is_the_projects_own(pipeline: Pipeline) -> None:
+    """infra/image_refs.py decides, with Docker's grammar: an empty path component (which a
+    loose pattern lets through) is refused with its message, before anything changes."""
+    run = pipeline.run("staging", f"ghcr.io/acme//jobsearch-api@sha256:{'2' * 64}")
+
+    assert run.failed
+    assert run.step("The image must be pinned by digest").outcome == "failure"
+    assert "is not an image pinned by digest: give REGISTRY/OWNER/NAME@sha256:<64 hex>" in run.log
+    assert pipeline.calls() == []
+
+
+def test_the_promotion_rule_is_the_projects_own(pipeline: Pipeline) -> None:
+    """The workflow asks infra/promotion.py: its messages are the ones the job prints."""
+    assert not pipeline.run("staging", OTHER).failed
+
+    run = pipeline.run("prod", NEW, promote_from="staging")
+
+    step = run.step("Pin the image, or check that the source runs it")
+    assert step.outcome == "failure"
+    assert f"::error::staging now runs {OTHER}, not {NEW}, which this run tested" in step.stdout

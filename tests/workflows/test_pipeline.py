@@ -278,3 +278,13 @@ def test_the_image_job_refuses_a_push_without_a_digest(tmp_path: Path) -> None:
     assert run.failed
     assert "no digest for the pushed image" in run.log
     assert run.step("Push to GHCR and take the digest").outputs == {}
+
+
+def test_the_image_job_checks_the_digest_with_the_projects_rule(tmp_path: Path) -> None:
+    # A loose pattern would take it; infra/image_refs.py (Docker's grammar) does not.
+    run, _ = _image_job(tmp_path, f"ghcr.io/acme//jobsearch-api@sha256:{'a' * 64}")
+
+    assert run.failed
+    assert "is not an image pinned by digest" in run.log
+    assert "no digest for the pushed image" in run.log
+    assert run.step("Push to GHCR and take the digest").outputs == {}

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from harness.servers import closed_port
-from infra.ops.pulumi_stack import IMAGE_CONFIG_KEY
+from infra.promotion import IMAGE_CONFIG_KEY
 from tests.infra.ops.conftest import OpsRunner
 from tests.infra.ops.fake_pulumi import history_entry, install
 

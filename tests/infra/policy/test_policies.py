@@ -488,3 +488,45 @@ def test_the_pack_checks_a_swarm_service(analyzer: Analyzer) -> None:
         "containers-non-root",
     ]
     assert policies.SERVICE == SERVICE
+
+
+# --- stand-ins never reach a stack (issue 14) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"SAMPLE_SOURCES": "jsearch"}, "sets SAMPLE_SOURCES='jsearch'"),
+        ({"SAMPLE_SOURCES": ""}, "sets SAMPLE_SOURCES=''"),
+        ({"JSEARCH_BASE_URL": "http://standins:9000"}, "sets JSEARCH_BASE_URL="),
+        ({"THEIRSTACK_BASE_URL": "https://api.theirstack.com.evil.test"}, "THEIRSTACK_BASE_URL"),
+        ({"OTHER_BASE_URL": "https://example.com"}, "the real API: none"),
+    ],
+)
+def test_a_service_pointed_at_stand_ins_is_refused(env: dict[str, str], problem: str) -> None:
+    props = service(env={"APP_ENV": "production", **env})
+
+    found = check("no-stand-ins")(SERVICE, props, ["taskSpec"])
+
+    assert len(found) == 1, found
+    assert problem in found[0]
+    assert found[0].startswith("service 'jobsearch-prod-api' ")
+    assert "stand-ins are for local and test runs only" in found[0]
+
+
+def test_the_real_apis_default_urls_pass() -> None:
+    # The service's own defaults (jobsearch.settings), with or without the trailing slash.
+    real = {
+        "JSEARCH_BASE_URL": "https://jsearch.p.rapidapi.com/",
+        "THEIRSTACK_BASE_URL": "https://api.theirstack.com",
+    }
+    assert check("no-stand-ins")(SERVICE, service(env=real), ["taskSpec"]) == []
+    assert check("no-stand-ins")(SERVICE, service(), ["taskSpec"]) == []
+
+
+def test_the_pack_refuses_stand_ins_as_mandatory(analyzer: Analyzer) -> None:
+    diagnostics = analyzer.analyze(
+        CONTAINER, container(envs=["SAMPLE_SOURCES=jsearch,theirstack"]), SECRET_ENVS
+    )
+    assert [d.policy for d in diagnostics] == ["no-stand-ins"]
+    assert diagnostics[0].mandatory

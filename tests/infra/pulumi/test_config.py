@@ -8,15 +8,13 @@ from pathlib import Path
 import pytest
 from pydantic.alias_generators import to_camel
 
-from infra.config import (
-    KEYS,
-    ConfigError,
-    StackConfig,
-    database_url_problem,
-    image_generation,
-    load,
-    registry_host,
-)
+from infra.config.database import database_url_problem
+from infra.config.images import image_generation, registry_host
+from infra.config.keys import Key
+from infra.config.load import load
+from infra.config.model import KEYS, StackConfig
+from infra.config.problems import ConfigError
+from infra.config.standins import refuse_stand_in_keys, stand_in_setting_names
 from infra.topology import Images
 from tests.infra.pulumi.stack_config import (
     DOCS,
@@ -521,3 +519,32 @@ def test_the_heartbeat_token_is_stable_secret_and_per_stack() -> None:
     assert staging.heartbeat_token() != prod.heartbeat_token()
     assert len(staging.heartbeat_token().get_secret_value()) == 32
     assert staging.heartbeat_token().get_secret_value() not in repr(staging.heartbeat_token())
+
+
+# --- stand-ins never reach staging or prod (issue 14) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("sampleSources", "jsearch,theirstack"),
+        ("jsearchBaseUrl", "http://standins:9000"),
+        ("theirstackBaseUrl", "https://api.theirstack.com"),
+    ],
+)
+def test_a_stack_key_that_would_point_at_stand_ins_is_refused(key: str, value: str) -> None:
+    message = problems(committed_stack("staging").with_values(**{key: value}))
+
+    assert f"jobsearch:{key} points the service at local stand-ins: never on a stack" in message
+    assert f"Fix: pulumi config rm jobsearch:{key} -s staging" in message
+
+
+def test_the_settings_a_stack_hands_the_service_name_no_stand_in() -> None:
+    handed = load_run(committed_stack("prod")).service_settings()
+    assert not set(handed) & set(stand_in_setting_names())
+    assert {"SAMPLE_SOURCES", "JSEARCH_BASE_URL", "THEIRSTACK_BASE_URL"} <= set(
+        stand_in_setting_names()
+    )
+    # A key declared to set one is refused when the model is built.
+    with pytest.raises(TypeError, match="jobsearch:sampleSources sets SAMPLE_SOURCES"):
+        refuse_stand_in_keys([Key("sampleSources", "string", "", "", setting="SAMPLE_SOURCES")])

@@ -19,7 +19,7 @@ from infra.alerts import ALERTS
 from infra.components.database import migration_checksums
 from infra.components.host import private_address
 from infra.components.monitoring import CHECKLY_PROBES
-from infra.config import load
+from infra.config.load import load
 from infra.policy.policies import RESOURCE_GUARDRAILS, STACK_GUARDRAILS, StackResource
 from infra.topology import PROXY_HTTP_PORT, PROXY_HTTPS_PORT, SECRETS_DIR, SERVICE_UID
 from tests.infra.pulumi.conftest import (
