@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.alerts import alert_index
+from infra.config import pulumi_yaml
 from jobsearch.contract import render_env_example, settings_table
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +80,7 @@ GENERATED: list[Generated] = [
     Generated(Path(".env.example"), render_env_example),
     Generated(Path("README.md"), _readme_settings),
     Generated(Path("runbooks/README.md"), _runbook_index),
+    Generated(pulumi_yaml.PATH, pulumi_yaml.render),
 ]
 
 
