@@ -81,6 +81,7 @@ GENERATED: list[Generated] = [
     Generated(Path("README.md"), _readme_settings),
     Generated(Path("runbooks/README.md"), _runbook_index),
     Generated(pulumi_yaml.PATH, pulumi_yaml.render),
+    Generated(pulumi_yaml.DOCS_PATH, pulumi_yaml.render_docs),
 ]
 
 

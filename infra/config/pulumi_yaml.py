@@ -43,3 +43,41 @@ def render(current: str) -> str:
     from infra.generated import splice  # noqa: PLC0415
 
     return splice(current, SECTION, config_block(), comment=("#", ""))
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("<", "&lt;")
+
+
+def _default_cell(key: Key) -> str:
+    if key.default is None:
+        return "required"
+    if isinstance(key.default, tuple):
+        return ", ".join(f"`{item}`" for item in key.default) or "(none)"
+    if key.default == "":
+        return "(empty)"
+    text = str(key.default).lower() if isinstance(key.default, bool) else str(key.default)
+    return f"`{text}`"
+
+
+def key_table() -> str:
+    """docs/pulumi.md's reference of every key, from the same model."""
+    rows = ["| Key | Type | Default | Secret | What |", "| --- | --- | --- | --- | --- |"]
+    for key in KEYS:
+        kind = f"{key.kind} (list)" if key.kind == "array" else key.kind
+        secret = "yes" if key.secret else ""
+        description = key.description.removesuffix(" Secret: set it with --secret.")
+        rows.append(
+            f"| `{key.name}` | {kind} | {_default_cell(key)} | {secret} | {_cell(description)} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+DOCS_PATH = Path("docs/pulumi.md")
+
+
+def render_docs(current: str) -> str:
+    # Imported here: infra/generated.py registers this module.
+    from infra.generated import splice  # noqa: PLC0415
+
+    return splice(current, "stack config keys", key_table())

@@ -1,4 +1,4 @@
-"""Stack configuration: Pulumi.yaml and infra/config.py agree, and every bad value is
+"""Stack configuration: Pulumi.yaml is what infra/config/model.py declares, and every bad value is
 refused with one message that names the key and the command that fixes it."""
 
 from __future__ import annotations
