@@ -34,6 +34,7 @@ from infra.config.hosts import (
 )
 from infra.config.keys import Key, OptionalSecret, key, keys_of, setting
 from infra.config.standins import refuse_stand_in_keys
+from infra.promotion import PROMOTE_KEY, SLOTS
 from infra.topology import Images, TopologySpec, app_env, https_origin, manager_count
 
 StackEnvironment = Literal["dev", "staging", "prod"]
@@ -517,3 +518,8 @@ KEYS_BY_NAME: Mapping[str, Key] = {key.name: key for key in KEYS}
 # The keys that set a service setting, in declaration order.
 SETTING_KEYS: tuple[Key, ...] = tuple(key for key in KEYS if key.setting is not None)
 refuse_stand_in_keys(SETTING_KEYS)
+# infra/promotion.py names the image keys and promoteFrom without the Pulumi SDK: each must
+# be one of these fields' keys, which the import checks rather than a test.
+_UNDECLARED = {PROMOTE_KEY, *(slot.key for slot in SLOTS)} - set(KEYS_BY_NAME)
+if _UNDECLARED:
+    raise TypeError(f"infra/promotion.py names undeclared keys: {sorted(_UNDECLARED)}")
