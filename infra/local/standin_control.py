@@ -61,7 +61,9 @@ def scale_service(runner: LocalRunner, role: str, replicas: int, timeout: float 
     while True:
         tasks = [task for task in runner.tasks(role) if task.desired == "running"]
         running = [task for task in tasks if task.state == "running"]
-        if replicas == 0 and not runner.containers(role) and not tasks:
+        # Stopped means its containers are gone, not only told to stop: a stopping one
+        # still answers on the connections a client keeps alive.
+        if replicas == 0 and not tasks and not _containers_left(runner, role):
             return
         if replicas > 0 and len(running) >= replicas:
             return
@@ -70,3 +72,12 @@ def scale_service(runner: LocalRunner, role: str, replicas: int, timeout: float 
                 f"{service.name}: {len(running)} of {replicas} tasks running after {timeout:.0f}s"
             )
         time.sleep(0.5)
+
+
+def _containers_left(runner: LocalRunner, role: str) -> bool:
+    """Whether any task container of `role`'s service still exists, running or stopping."""
+    service = runner.service(role)
+    if service is None:
+        return False
+    swarm_label = f"com.docker.swarm.service.name={service.name}"
+    return bool(runner.client.containers.list(all=True, filters={"label": swarm_label}))
