@@ -16,6 +16,7 @@ from infra.config.model import KEYS, StackConfig
 from infra.config.problems import ConfigError
 from infra.config.standins import refuse_stand_in_keys, stand_in_setting_names
 from infra.topology import Images
+from jobsearch.settings import Settings
 from tests.infra.pulumi.stack_config import (
     DOCS,
     FAKE_SECRETS,
@@ -548,3 +549,15 @@ def test_the_settings_a_stack_hands_the_service_name_no_stand_in() -> None:
     # A key declared to set one is refused when the model is built.
     with pytest.raises(TypeError, match="jobsearch:sampleSources sets SAMPLE_SOURCES"):
         refuse_stand_in_keys([Key("sampleSources", "string", "", "", setting="SAMPLE_SOURCES")])
+
+
+def test_a_key_that_sets_a_service_setting_takes_the_services_default() -> None:
+    """One default per knob: the service's (service/jobsearch/settings.py), on every path."""
+    by_setting = {key.setting: key for key in KEYS if key.setting is not None}
+    for name in ("CACHE_TTL_MINUTES", "LOG_LEVEL", "RATE_LIMIT"):
+        assert by_setting[name].default == Settings.model_fields[name.lower()].default, name
+    # The committed stacks no longer pin it, so the service's default reaches them.
+    assert "cacheTtlMinutes" not in committed_values("staging")
+    assert "cacheTtlMinutes" not in committed_values("prod")
+    settings = load_run(committed_stack("prod")).service_settings()
+    assert settings["CACHE_TTL_MINUTES"] == str(Settings.model_fields["cache_ttl_minutes"].default)
