@@ -2,7 +2,7 @@
 one node and spread over two.
 
 A real three-node swarm on this machine (Docker-in-Docker nodes, images pulled by
-digest from a local registry: tests/support/swarm_cluster.py). The proxy runs on
+digest from a local registry: harness/swarm_cluster.py). The proxy runs on
 the manager; the two API replicas run either both on one worker (a placement
 constraint) or one on each of two workers (the topology's own `spread node.id`),
 switched by the engine's rolling update. The same load (cached searches and
@@ -21,16 +21,11 @@ from typing import Any
 from bench.report import BenchError, BenchResult, median
 from harness.background import BackgroundLoad
 from harness.load import Call
+from harness.swarm_cluster import SwarmCluster, node_name, remove_cluster, start_cluster
 from infra.local.engine import ensure_engine
 from infra.local.runner import FINGERPRINT_LABEL
 from infra.local.state import STATE_ROOT
 from tests.support.docker import build_test_images
-from tests.support.swarm_cluster import (
-    SwarmCluster,
-    node_name,
-    remove_cluster,
-    start_cluster,
-)
 
 TITLE = "Past one machine: one node against two"
 

@@ -1,9 +1,9 @@
 """A real multi-node swarm on this machine, under load through the proxy.
 
-Three Docker-in-Docker nodes (tests/support/swarm_cluster.py): node 1 the
-manager (proxy, Redis, Postgres, the fake upstreams), two workers; the API's
+Three Docker-in-Docker nodes (harness/swarm_cluster.py): node 1 the
+manager (proxy, Redis, Postgres, the job sources' stand-ins), two workers; the API's
 2 replicas spread over the nodes, every image pulled by digest from a local
-registry. The load is searches (served from the fakes and the cache on node 1,
+registry. The load is searches (served from the stand-ins and the cache on node 1,
 over the overlay) and health checks, sent to the proxy on node 1.
 
 The tests run in file order and each leaves the cluster whole: a drained node
@@ -19,7 +19,7 @@ import pytest
 
 from harness.background import BackgroundLoad
 from harness.load import Call
-from tests.support.swarm_cluster import SwarmCluster, node_name
+from harness.swarm_cluster import SwarmCluster, node_name
 
 pytestmark = pytest.mark.docker
 
