@@ -1,6 +1,6 @@
 """The cache database is stopped and restarted while searches keep coming.
 
-A PostgreSQL server of the test's own (tests/support/postgres.py) backs the
+A PostgreSQL server of the test's own (harness/postgres.py) backs the
 service; a steady load of new searches (cache misses, so every one uses the
 database) runs throughout. No search may fail, /ready must say "degraded"
 while the database is down and "ready" once it is back, and the cache must
