@@ -12,4 +12,5 @@ libraries; tests/test_layers.py holds every package to its arrows.
   load       a batch of calls at a fixed concurrency, every outcome kept
   background a steady load in a thread while something else happens (a rollout, a fault)
   poller     a fixed-schedule /health poller in a process of its own
+  swarm_cluster  a three-node Docker-in-Docker swarm running the whole topology
 """
