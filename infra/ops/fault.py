@@ -1,6 +1,7 @@
 """`ops local fault`: game days on a local instance, while it runs.
 
-    ops local fault jsearch|theirstack healthy|slow|errors|rate-limited|quota-low|malformed|unreachable
+    ops local fault jsearch|theirstack MODE   MODE: healthy, slow, errors, rate-limited,
+                                             quota-low, malformed or unreachable
     ops local fault postgres|redis stop|start
 
 A source's fault switches its stand-in (infra/standins: sources without a key

@@ -47,7 +47,13 @@ def test_up_twice_changes_nothing_and_prints_the_url(
         ops_main(["local", "--env", "test", "up"])
     assert exit_info.value.code == 0
     said = capsys.readouterr().out.splitlines()
-    assert said[-1] == f"ready: {topology.url}"
+    # The URL, where each source's answers come from, and a search to try.
+    assert said[-4:-1] == [
+        f"ready: {topology.url}",
+        "  jsearch: sample data (stand-in)",
+        "  theirstack: sample data (stand-in)",
+    ]
+    assert said[-1].startswith(f"try: curl -si -X POST {topology.url}/api/jobs/jsearch ")
     assert _ids(docker_client, "test") == before
     assert not any(line.startswith(("creating", "updating", "rolling")) for line in said), said
 
@@ -62,7 +68,9 @@ def test_status_reports_every_task_running(
     assert report["healthy"] is True
     assert report["url"] == topology.url
     roles = sorted(item["role"] for item in report["tasks"])
-    assert roles == ["api", "api", "postgres", "proxy", "redis"]
+    assert roles == [
+        "api", "api", "postgres", "proxy", "redis", "standin-jsearch", "standin-theirstack",
+    ]  # fmt: skip
     assert {item["state"] for item in report["tasks"]} == {"running"}
 
 
