@@ -22,13 +22,13 @@ import docker
 import pytest
 from docker.errors import NotFound
 
+from harness.servers import free_port
 from infra.local.runner import LocalRunner
 from infra.local.standin_control import control_standin
 from infra.local.state import LocalConfig, LocalState
 from infra.standins import JSEARCH_KEY, SOURCES, THEIRSTACK_KEY
 from infra.topology import Topology
 from tests.support.docker import TestImages
-from tests.support.servers import free_port
 
 # The DinD cluster's (tests/support/swarm_cluster.py) hand-made stand-ins container.
 FAKES_PORT = 9100
