@@ -146,10 +146,11 @@ def violations(root: Path) -> list[Violation]:
     return found
 
 
-# Arrows that point the wrong way today and are being removed in the same change:
-# the stand-ins and image recipes are moving out of tests/ into infra/, and bench
-# still reaches the test instance's preparation in tests/support/, which is being
-# rewritten in parallel. Each entry must still be real: the list only shrinks.
+# Arrows that still point the wrong way, to be removed, never added to: bench builds
+# the suite's images (tests/support/docker.py: build_test_images, TestImages) and
+# prepares the "test" instance (tests/support/local_topology.py:
+# prepare_test_instance); both belong in harness/ (or infra/local/) with only their
+# pytest fixtures left in tests/support/. Each entry must still be real.
 PENDING: set[tuple[str, str]] = {
     ("bench/multi_node.py", "tests"),
     ("bench/rollout.py", "tests"),
