@@ -41,11 +41,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from infra import migrations
 from infra.alerts import CERTIFICATE_DAYS
 from infra.ops import probes
-from infra.ops.cli import OpsError
+from infra.ops.cli import Command, OpsError
 from infra.ops.report import (
     Check,
     Verdict,
-    add_json_flag,
     check_lines,
     checks_as_json,
     emit,
@@ -76,13 +75,7 @@ HIT_RATE_LOW_BELOW = 0.94
 BLOAT_HIGH_ABOVE = 4.0
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "diagnose",
-        help="check a running service: health, readiness, headers, TLS, upstream quota",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url",
         type=probes.base_url,
@@ -99,8 +92,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--ca-file", help="PEM file of CA certificates to trust besides the system's"
     )
-    add_json_flag(parser)
-    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -509,3 +500,13 @@ def source_checks(
             verdict = "warn"
         checks.append(Check(label, verdict, ", ".join(notes), data))
     return checks
+
+
+COMMAND = Command(
+    "diagnose",
+    help="check a running service: health, readiness, headers, TLS, upstream quota",
+    description=__doc__,
+    arguments=_arguments,
+    json=True,
+    run=run,
+)

@@ -2,13 +2,14 @@
 
     ops local fault jsearch|theirstack MODE   MODE: healthy, slow, errors, rate-limited,
                                              quota-low, malformed or unreachable
-    ops local fault postgres|redis stop|start
+    ops local fault postgres|redis|proxy stop|start
 
 A source's fault switches its stand-in (infra/standins: sources without a key
 in `.env`); a source with a real key is refused. `unreachable` scales the
 stand-in's service to 0 tasks, so its name resolves to nothing, as a lost host
 would; `healthy` brings it back and resets it. Postgres and Redis stop and start
-as swarm services scaled to 0 and back (start waits until healthy).
+as swarm services scaled to 0 and back (start waits until healthy); so does the
+proxy, the stack's one way in, whose loss is JobSearchApiDown.
 
 Each fault says what a search meets, which alert (infra/alerts.py) should fire
 and which runbook to open. Searches the cache holds keep answering from it:
@@ -25,7 +26,7 @@ from typing import Any, cast
 from infra.alerts import ALERTS
 from infra.local.runner import LocalRunner
 from infra.local.standin_control import control_standin, scale_service
-from infra.ops.cli import OpsError
+from infra.ops.cli import Command, OpsError
 from infra.ops.local_stack import failures_as_ops_errors, open_runner
 from infra.standins import KEY_SETTINGS, SOURCES, Source
 from infra.topology import standin_role
@@ -37,6 +38,8 @@ RETRY_AFTER_SECONDS = 30
 # What `quota-low` reports left: under /ready's QUOTA_LOW_BELOW (50).
 LOW_QUOTA = 7
 DATASTORES = ("postgres", "redis")
+# Services that stop and start: the datastores, and the proxy (the public URL's only door).
+STOPPABLE = (*DATASTORES, "proxy")
 
 
 @dataclass(frozen=True)
@@ -91,31 +94,27 @@ DATASTORE_FAULTS: dict[str, Fault] = {
     ),
     "start": Fault("back and healthy: /ready answers ready once it checks again", None),
 }
+PROXY_FAULTS: dict[str, Fault] = {
+    "stop": Fault(
+        "nothing answers the public URL (connection refused): /health fails, every search "
+        "fails; the replicas run on behind it",
+        "JobSearchApiDown",
+    ),
+    "start": Fault("back: the public URL answers once the proxy's health check passes", None),
+}
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`fault`, under `ops local`."""
-    fault = commands.add_parser(
-        "fault",
-        help="switch a stand-in's behaviour, or stop/start Postgres or Redis (game days)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    targets = fault.add_subparsers(dest="fault_target", required=True, metavar="TARGET")
-    for source in SOURCES:
-        parser = targets.add_parser(source, help=f"the {source} stand-in")
-        parser.add_argument("mode", choices=tuple(SOURCE_FAULTS), help="what it does from now")
-        parser.add_argument("--json", action="store_true", help="print JSON")
-        parser.set_defaults(handler=_fault)
-    for store in DATASTORES:
-        parser = targets.add_parser(store, help=f"the {store} service")
-        parser.add_argument("mode", choices=tuple(DATASTORE_FAULTS), help="stop or start it")
-        parser.add_argument("--json", action="store_true", help="print JSON")
-        parser.set_defaults(handler=_fault)
+def fault_for(target: str, mode: str) -> Fault:
+    """What `ops local fault TARGET MODE` does (argparse has checked both)."""
+    if target == "proxy":
+        return PROXY_FAULTS[mode]
+    if target in DATASTORES:
+        return DATASTORE_FAULTS[mode]
+    return SOURCE_FAULTS[mode]
 
 
 def _fault(args: argparse.Namespace) -> int:
-    target: str = args.fault_target
+    target: str = args.fault_command
     mode: str = args.mode
     if target == "theirstack" and mode == "quota-low":
         raise OpsError(
@@ -127,11 +126,10 @@ def _fault(args: argparse.Namespace) -> int:
     with failures_as_ops_errors():
         runner = open_runner(args.env)
         runner.require_running()
-        if target in DATASTORES:
-            fault = DATASTORE_FAULTS[mode]
+        fault = fault_for(target, mode)
+        if target in STOPPABLE:
             scale_service(runner, target, 0 if mode == "stop" else 1)
         else:
-            fault = SOURCE_FAULTS[mode]
             _switch_source(runner, cast(Source, target), mode, fault)
     report = _report(args.env, target, mode, fault)
     if args.json:
@@ -179,3 +177,35 @@ def _report(environment: str, target: str, mode: str, fault: Fault) -> dict[str,
         "runbook": f"runbooks/{fault.alert}.md" if fault.alert else None,
         "undo": f"ops local{env} fault {target} {undo}" if undo else None,
     }
+
+
+def _source_modes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("mode", choices=tuple(SOURCE_FAULTS), help="what it does from now")
+
+
+def _stop_start(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("mode", choices=("stop", "start"), help="stop or start it")
+
+
+COMMAND = Command(
+    "fault",
+    help="switch a stand-in's behaviour, or stop/start Postgres, Redis or the proxy (game days)",
+    description=__doc__,
+    subcommands=(
+        *(
+            Command(
+                source,
+                help=f"the {source} stand-in",
+                arguments=_source_modes,
+                json=True,
+                run=_fault,
+            )
+            for source in SOURCES
+        ),
+        *(
+            Command(name, help=f"the {name} service", arguments=_stop_start, json=True, run=_fault)
+            for name in STOPPABLE
+        ),
+    ),
+    subcommand_metavar="TARGET",
+)

@@ -2,24 +2,24 @@
 
     ops local up                 build the image, start everything, migrate, print the URL
     ops local rollout --image R  replace the replicas with image R, gated by health
-    ops local rollback           go back to the image that ran before the last rollout
-    ops local status             the tasks, their nodes and state, and the last update
     ops local down [--volumes]   remove it all; the database volume only with --volumes
     ops local fault TARGET MODE  game days: a stand-in's faults, Postgres or Redis stopped
 
 API keys come from a `.env` at the repository root when there is one. A source
 without a key runs against a local stand-in serving sample listings
 (infra/standins): its searches answer, marked `X-Sample-Data: true`.
+
+The instance's status and rollback are the stacks' verbs: `ops status --stack
+local` and `ops rollback --stack local` (the suite's instance is `test`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from docker import DockerClient
 from dotenv import dotenv_values
@@ -44,7 +44,7 @@ from infra.local.state import (
     StateError,
 )
 from infra.ops import fault
-from infra.ops.cli import OpsError
+from infra.ops.cli import Command, OpsError
 from infra.ops.local_stack import failures_as_ops_errors, open_runner
 from infra.standins import KEY_SETTINGS, SOURCES, Source
 
@@ -53,23 +53,17 @@ IMAGE_SOURCES = ("auto", "official", "debian")
 DOTENV = REPO_ROOT / ".env"
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    local = subparsers.add_parser(
-        "local",
-        help="run the production topology on the local Docker engine",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    local.add_argument(
+def _instance_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--env",
         choices=("local", "test"),
         default="local",
         help="which local instance (the test suite uses its own, 'test'); default local",
     )
-    commands = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
 
-    up = commands.add_parser("up", help="build, start, migrate, wait until healthy, print the URL")
-    up.add_argument(
+
+def _up_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--images",
         choices=IMAGE_SOURCES,
         default=None,
@@ -79,25 +73,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             f"default: ${IMAGE_SOURCE_VARIABLE}, then the last choice, then auto"
         ),
     )
-    up.add_argument("--image", metavar="REF", help="run this service image instead of building one")
-    up.set_defaults(handler=_up)
+    parser.add_argument(
+        "--image", metavar="REF", help="run this service image instead of building one"
+    )
 
-    rollout = commands.add_parser("rollout", help="replace the replicas with a new image")
-    rollout.add_argument("--image", metavar="REF", required=True, help="the image to roll out")
-    rollout.set_defaults(handler=_rollout)
 
-    rollback = commands.add_parser("rollback", help="roll back to the previous image")
-    rollback.set_defaults(handler=_rollback)
+def _rollout_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image", metavar="REF", required=True, help="the image to roll out")
 
-    status = commands.add_parser("status", help="containers, health and images")
-    status.add_argument("--json", action="store_true", help="print JSON")
-    status.set_defaults(handler=_status)
 
-    down = commands.add_parser("down", help="remove the topology (the database volume stays)")
-    down.add_argument("--volumes", action="store_true", help="also delete the database volume")
-    down.set_defaults(handler=_down)
-
-    fault.register(commands)
+def _down_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--volumes", action="store_true", help="also delete the database volume")
 
 
 def _image_source(
@@ -204,46 +190,6 @@ def _rollout(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rollback(args: argparse.Namespace) -> int:
-    with failures_as_ops_errors():
-        runner = open_runner(args.env, say=print)
-        runner.require_running()
-        image = runner.rollback()
-    print(f"rolled back to {image}")
-    return 0
-
-
-def _status(args: argparse.Namespace) -> int:
-    with failures_as_ops_errors():
-        runner = open_runner(args.env, say=print)
-        tasks = [task for task in runner.status() if task.desired == "running"]
-        history = runner.state.history()
-        url = runner.topology().public_url
-        update = runner.update_status("api")
-    healthy = bool(tasks) and all(task.state == "running" for task in tasks)
-    if args.json:
-        report: dict[str, Any] = {
-            "url": url,
-            "healthy": healthy,
-            "tasks": [asdict(task) for task in tasks],
-            "last_update": update or None,
-            "current_image": history.current_image,
-            "previous_image": history.previous_image,
-        }
-        print(json.dumps(report, indent=2))
-    else:
-        if not tasks:
-            print(f"nothing runs for {args.env!r}")
-        for task in tasks:
-            name = f"{task.service}.{task.slot}"
-            print(f"{name:32} {task.role:9} {task.state:9} {task.node[:12]:13} {task.image[:19]}")
-        if update:
-            print(f"last update: {update.get('state')}: {update.get('message', '')}")
-        print(f"url: {url}")
-        print(f"current image: {history.current_image}; previous: {history.previous_image}")
-    return 0 if healthy else 1
-
-
 def _down(args: argparse.Namespace) -> int:
     with failures_as_ops_errors():
         removed = open_runner(args.env, say=print).down(volumes=args.volumes)
@@ -251,3 +197,32 @@ def _down(args: argparse.Namespace) -> int:
     if not args.volumes:
         print("the database volume stays; `ops local down --volumes` deletes it")
     return 0
+
+
+COMMAND = Command(
+    "local",
+    help="run the production topology on the local Docker engine",
+    description=__doc__,
+    arguments=_instance_argument,
+    subcommands=(
+        Command(
+            "up",
+            help="build, start, migrate, wait until healthy, print the URL",
+            arguments=_up_arguments,
+            run=_up,
+        ),
+        Command(
+            "rollout",
+            help="replace the replicas with a new image",
+            arguments=_rollout_arguments,
+            run=_rollout,
+        ),
+        Command(
+            "down",
+            help="remove the topology (the database volume stays)",
+            arguments=_down_arguments,
+            run=_down,
+        ),
+        fault.COMMAND,
+    ),
+)

@@ -16,8 +16,8 @@ import os
 import psycopg
 
 from infra import migrations
-from infra.ops.cli import OpsError
-from infra.ops.report import add_json_flag, emit, mask_database_url, scrub
+from infra.ops.cli import Command, OpsError
+from infra.ops.report import emit, mask_database_url, scrub
 
 
 def database_url(value: str) -> str:
@@ -28,27 +28,13 @@ def database_url(value: str) -> str:
     return value
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "migrations",
-        help="which migrations the cache database has applied, and apply the pending ones",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        type=database_url,
+        default=None,
+        help="admin connection string; default: the DATABASE_URL environment variable",
     )
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    for name, handler, summary in (
-        ("status", run_status, "list the applied and the pending migrations"),
-        ("apply", run_apply, "apply the pending migrations, each in its own transaction"),
-    ):
-        action = actions.add_parser(name, help=summary, description=summary)
-        action.add_argument(
-            "--database-url",
-            type=database_url,
-            default=None,
-            help="admin connection string; default: the DATABASE_URL environment variable",
-        )
-        add_json_flag(action)
-        action.set_defaults(handler=handler)
 
 
 def _url(args: argparse.Namespace) -> str:
@@ -117,3 +103,27 @@ def run_apply(args: argparse.Namespace) -> int:
         ],
     )
     return 0
+
+
+COMMAND = Command(
+    "migrations",
+    help="which migrations the cache database has applied, and apply the pending ones",
+    description=__doc__,
+    subcommands=(
+        Command(
+            "status",
+            help="list the applied and the pending migrations",
+            arguments=_arguments,
+            json=True,
+            run=run_status,
+        ),
+        Command(
+            "apply",
+            help="apply the pending migrations, each in its own transaction",
+            arguments=_arguments,
+            json=True,
+            run=run_apply,
+        ),
+    ),
+    subcommand_metavar="ACTION",
+)

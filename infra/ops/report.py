@@ -28,12 +28,6 @@ class Check:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def add_json_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--json", action="store_true", help="print one JSON document instead of text"
-    )
-
-
 def worst(checks: Iterable[Check]) -> Verdict:
     verdicts = {check.verdict for check in checks}
     if "fail" in verdicts:

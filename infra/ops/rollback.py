@@ -16,9 +16,9 @@ import sys
 
 from infra import promotion
 from infra.image_refs import NotPinned, require_pinned
-from infra.ops.cli import OpsError
+from infra.ops.cli import Command, OpsError
 from infra.ops.pulumi_stack import PulumiStack, previous_image, with_repository
-from infra.ops.report import add_json_flag, emit
+from infra.ops.report import emit
 from infra.ops.status import LOCAL_STACKS, add_stack_argument
 
 
@@ -29,13 +29,7 @@ def image_digest(value: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "rollback",
-        help="deploy the previous image of a stack again, or the digest given with --to",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def _arguments(parser: argparse.ArgumentParser) -> None:
     add_stack_argument(parser)
     parser.add_argument(
         "--to",
@@ -43,8 +37,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="DIGEST",
         help="sha256:<64 hex> or REPO@sha256:<64 hex>; default: the previous deployed image",
     )
-    add_json_flag(parser)
-    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,3 +89,13 @@ def _rollback_local(args: argparse.Namespace) -> int:
         [f"{args.stack} now runs {after}"],
     )
     return 0
+
+
+COMMAND = Command(
+    "rollback",
+    help="deploy the previous image of a stack again, or the digest given with --to",
+    description=__doc__,
+    arguments=_arguments,
+    json=True,
+    run=run,
+)

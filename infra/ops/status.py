@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from infra.ops import probes
-from infra.ops.cli import OpsError
+from infra.ops.cli import Command, OpsError
 from infra.ops.pulumi_stack import (
     DOCKER_HOST_OUTPUT,
     STACKS,
@@ -22,7 +22,6 @@ from infra.ops.pulumi_stack import (
 )
 from infra.ops.report import (
     Check,
-    add_json_flag,
     check_lines,
     checks_as_json,
     emit,
@@ -44,18 +43,6 @@ def add_stack_argument(parser: argparse.ArgumentParser) -> None:
         choices=ALL_STACKS,
         help="staging or prod (Pulumi stacks), or local (`make local`; test is the suite's own)",
     )
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "status",
-        help="deployed digest, health, readiness and age of the last deploy of a stack",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_stack_argument(parser)
-    add_json_flag(parser)
-    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -259,10 +246,36 @@ def local_status(environment: str) -> dict[str, Any]:
         url = runner.topology().public_url
         history = runner.state.history()
         view = swarm_view(runner.client, environment)
+        tasks = [task for task in runner.tasks() if task.desired == "running"]
     return {
         "url": url,
         "image": history.current_image,
         "previous_image": history.previous_image,
         **view,
-        "_checks": [*_http_checks(url), *view["_checks"]],
+        # Every service of the instance, not only the API: the datastores and stand-ins too.
+        "tasks": [
+            {"name": f"{task.service}.{task.slot}", "role": task.role, "state": task.state}
+            for task in tasks
+        ],
+        "_checks": [*_http_checks(url), *view["_checks"], _tasks_check(environment, tasks)],
     }
+
+
+def _tasks_check(environment: str, tasks: list[Any]) -> Check:
+    if not tasks:
+        return Check("services", "fail", f"nothing runs for {environment!r}", {})
+    stopped = sorted(f"{task.service}.{task.slot}" for task in tasks if task.state != "running")
+    if stopped:
+        return Check("services", "fail", f"not running: {', '.join(stopped)}", {})
+    roles = sorted({task.role for task in tasks})
+    return Check("services", "pass", f"{len(tasks)} tasks running: {', '.join(roles)}", {})
+
+
+COMMAND = Command(
+    "status",
+    help="deployed digest, health, readiness and age of the last deploy of a stack",
+    description=__doc__,
+    arguments=add_stack_argument,
+    json=True,
+    run=run,
+)

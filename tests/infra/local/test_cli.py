@@ -31,5 +31,12 @@ def test_rollout_needs_an_image(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_unknown_instance_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    assert _run("--env", "prod", "status") == 2
+    assert _run("--env", "prod", "down") == 2
     assert "invalid choice: 'prod'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("verb", ["status", "rollback"])
+def test_status_and_rollback_have_one_way_in(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`ops status --stack local` and `ops rollback --stack local`, not a second local copy."""
+    assert _run(verb) == 2
+    assert f"invalid choice: '{verb}'" in capsys.readouterr().err

@@ -89,7 +89,7 @@ def test_rollback_is_one_command(topology: TestTopology) -> None:
     topology.runner.rollout(topology.images.variant)
     assert set(_running_images(topology).values()) == {topology.images.variant}
     with BackgroundLoad(topology.url, HEALTH, concurrency=4, resend=True) as load:
-        assert _ops("local", "--env", "test", "rollback") == 0
+        assert _ops("rollback", "--stack", "test") == 0
         load.wait_for(load.total + 50)
     assert load.tally.failures == []
     assert set(_running_images(topology).values()) == {topology.images.service}
