@@ -32,8 +32,7 @@ from bench.upstream_calls import UpstreamCallsConfig, draw
 from harness.load import Call, require_all_ok, run_calls
 from harness.processes import Server, rss_kib
 from infra.swarm import engine_spec
-from infra.topology import SERVICE_PORT, TopologySpec, describe
-from infra.topology import Images as TopologyImages
+from infra.topology import SERVICE_PORT, Images, TopologySpec, describe
 
 BARE_APP = Path(__file__).with_name("bare_app.py")
 IMAGE_TAG = "jobsearch-api:bench"
@@ -117,7 +116,7 @@ class ColdStart:
 
 
 @dataclass(frozen=True)
-class Images:
+class ImageSizes:
     service_bytes: int
     base_bytes: int
     base: str
@@ -127,7 +126,7 @@ def replica_spec(image: str, *, name: str, workers: int) -> dict[str, Any]:
     """The engine spec of the topology's service (infra/swarm.py), one replica, alone:
     no network, no secrets, no datastores; labelled so that `ops local` ignores it."""
     spec = TopologySpec(
-        environment="local", images=TopologyImages(service=image), replicas=1, workers=workers
+        environment="local", images=Images(service=image), replicas=1, workers=workers
     )
     topology = describe(spec)
     engine = engine_spec(topology.api, topology.network, secrets={}, configs={})
@@ -242,20 +241,18 @@ def swarm_cold_start(client: docker.DockerClient, image: str, *, timeout: float)
 
 def measure_images(
     config: FootprintConfig,
-) -> tuple[Images, list[ColdStart], list[ColdStart], list[float]]:
+) -> tuple[ImageSizes, list[ColdStart], list[ColdStart], list[float]]:
     from infra.local.engine import ensure_engine
-    from infra.local.images import build_service_image, image_set
+    from infra.local.images import build_service_image, debian_base
     from infra.local.state import STATE_ROOT
 
     client = ensure_engine(STATE_ROOT)
-    images = image_set(client, "debian", STATE_ROOT / "build")
-    if images.base is None:
-        raise BenchError("no Debian base image")
-    image_id = build_service_image(client, base_image=images.base, tag=IMAGE_TAG)
-    sizes = Images(
+    base = debian_base(client, STATE_ROOT / "build")
+    image_id = build_service_image(client, base_image=base, tag=IMAGE_TAG)
+    sizes = ImageSizes(
         service_bytes=int(client.images.get(image_id).attrs["Size"]),
-        base_bytes=int(client.images.get(images.base).attrs["Size"]),
-        base=images.base,
+        base_bytes=int(client.images.get(base).attrs["Size"]),
+        base=base,
     )
     service_runs: list[ColdStart] = []
     bare_runs: list[ColdStart] = []

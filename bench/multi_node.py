@@ -20,12 +20,12 @@ from typing import Any
 
 from bench.report import BenchError, BenchResult, median
 from harness.background import BackgroundLoad
+from harness.images import build_test_images
 from harness.load import Call
 from harness.swarm_cluster import SwarmCluster, node_name, remove_cluster, start_cluster
 from infra.local.engine import ensure_engine
 from infra.local.runner import FINGERPRINT_LABEL
 from infra.local.state import STATE_ROOT
-from tests.support.docker import build_test_images
 
 TITLE = "Past one machine: one node against two"
 

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 
 from bench.report import BenchResult
 from harness.background import BackgroundLoad
+from harness.images import build_test_images
+from harness.instance import prepare_test_instance
 from harness.load import Call
 from infra.local.engine import ensure_engine
 from infra.local.runner import FINGERPRINT_LABEL, LocalRunner
 from infra.local.state import STATE_ROOT
-from tests.support.docker import build_test_images
-from tests.support.local_topology import prepare_test_instance
 
 REQUESTS_TARGET = 2000
 

@@ -50,6 +50,7 @@ from infra.local.images import standin
 from infra.local.runner import LocalRunner, TaskStatus
 from infra.local.state import STATE_ROOT, LocalConfig, LocalState
 from infra.standins import JSEARCH_KEY, SOURCES, THEIRSTACK_KEY
+from infra.topology import Images
 
 # Marks every container, network and volume this module makes on the host engine.
 CLUSTER_LABEL = "org.jobsearch.swarm-cluster"
@@ -414,18 +415,21 @@ def _prepare_runner(
     state = LocalState("test", root=CLUSTER_STATE_ROOT)
     config = LocalConfig(
         environment="test",
-        images="debian",
+        image_source="debian",
         http_port=http_port,
         postgres_port=postgres_port,
         subnet_octet=CLUSTER_SUBNET_OCTET,
         replicas=2,
         # Two cores for three engines and everything they run: one worker a replica.
         workers=1,
-        proxy_image=images.proxy,
-        redis_image=images.redis,
-        postgres_image=images.postgres,
         # Both job sources are the topology's stand-ins, on the manager.
-        standin_image=images.standins,
+        images=Images(
+            service="",
+            proxy=images.proxy,
+            redis=images.redis,
+            postgres=images.postgres,
+            standin=images.standins,
+        ),
         sample_sources=SOURCES,
         settings={
             "LOG_LEVEL": "WARNING",

@@ -151,10 +151,7 @@ def violations(root: Path) -> list[Violation]:
 # prepares the "test" instance (tests/support/local_topology.py:
 # prepare_test_instance); both belong in harness/ (or infra/local/) with only their
 # pytest fixtures left in tests/support/. Each entry must still be real.
-PENDING: set[tuple[str, str]] = {
-    ("bench/multi_node.py", "tests"),
-    ("bench/rollout.py", "tests"),
-}
+PENDING: set[tuple[str, str]] = set()
 
 
 def test_every_import_follows_the_arrows() -> None:

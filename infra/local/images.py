@@ -21,7 +21,6 @@ import subprocess
 import tarfile
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -274,16 +273,6 @@ def build_service_image(client: docker.DockerClient, *, base_image: str | None, 
     )
 
 
-@dataclass(frozen=True)
-class ImageSet:
-    """Where each container's image comes from; `base` None means the Dockerfile's default."""
-
-    base: str | None
-    proxy: str
-    redis: str
-    postgres: str
-
-
 def official_base() -> str:
     """The Dockerfile's default base (pinned by digest), read from the Dockerfile itself."""
     for line in (REPO_ROOT / SERVICE_DOCKERFILE).read_text().splitlines():
@@ -306,17 +295,22 @@ def registry_reachable(client: docker.DockerClient) -> bool:
     return True
 
 
-def image_set(client: docker.DockerClient, source: str, work_dir: Path) -> ImageSet:
+def service_base(client: docker.DockerClient, source: str, work_dir: Path) -> str | None:
+    """The service image's base: None (the Dockerfile's default) for official images."""
     if source == "official":
-        official = Images(service="")
-        return ImageSet(
-            base=None, proxy=official.proxy, redis=official.redis, postgres=official.postgres
-        )
+        return None
     if source != "debian":
         raise ImageError(f"image source {source!r}: expected official or debian")
-    base = debian_base(client, work_dir)
-    return ImageSet(
-        base=base,
+    return debian_base(client, work_dir)
+
+
+def runtime_images(client: docker.DockerClient, source: str, work_dir: Path) -> Images:
+    """The topology's images but the service's (left empty: each `up` chooses it)."""
+    base = service_base(client, source, work_dir)
+    if base is None:
+        return Images(service="")
+    return Images(
+        service="",
         proxy=standin(client, "caddy", base),
         redis=standin(client, "redis", base),
         postgres=standin(client, "postgres", base),

@@ -18,7 +18,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import docker
@@ -37,7 +37,6 @@ from infra.topology import (
     LOCAL_DATABASE,
     LOGICAL_NAME_LABEL,
     ROLE_LABEL,
-    Images,
     Topology,
     TopologySpec,
     base_labels,
@@ -169,13 +168,7 @@ class LocalRunner:
         return describe(
             TopologySpec(
                 environment=config.environment,
-                images=Images(
-                    service=service_image,
-                    proxy=config.proxy_image,
-                    redis=config.redis_image,
-                    postgres=config.postgres_image,
-                    standin=config.standin_image,
-                ),
+                images=replace(config.images, service=service_image),
                 replicas=config.replicas,
                 workers=config.workers,
                 http_port=config.http_port,

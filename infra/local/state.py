@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from infra.standins import Source
-from infra.topology import LOCAL_POSTGRES_PORT, SERVICE_SECRET_SETTINGS
+from infra.topology import LOCAL_POSTGRES_PORT, SERVICE_SECRET_SETTINGS, Images
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATE_ROOT = REPO_ROOT / ".cache" / "local"
@@ -43,17 +43,16 @@ class StateError(Exception):
 @dataclass(frozen=True)
 class LocalConfig:
     environment: LocalEnvironment = "local"
-    images: ImageSource = "official"
+    image_source: ImageSource = "official"
     http_port: int = 8080
     postgres_port: int = LOCAL_POSTGRES_PORT
     subnet_octet: int = 231
     replicas: int = 2
     workers: int = 2
-    proxy_image: str = "caddy:2"
-    redis_image: str = "redis:7"
-    postgres_image: str = "postgres:15"
-    # The job sources' stand-ins, and which sources they serve (those without a key).
-    standin_image: str = ""
+    # Every image but the service's, which each `up` or rollout chooses (the one record
+    # of images, infra.topology.Images, with `service` left empty).
+    images: Images = field(default_factory=lambda: Images(service=""))
+    # Which sources the stand-ins serve (those without a key).
     sample_sources: tuple[Source, ...] = ()
     # Non-secret service settings (LOG_LEVEL, RATE_LIMIT, ...).
     settings: Mapping[str, str] = field(default_factory=dict)
@@ -66,6 +65,11 @@ class LocalConfig:
             raise StateError(f"config.json: unknown keys {', '.join(unknown)}")
         values = dict(data)
         values["sample_sources"] = tuple(values.get("sample_sources") or ())
+        if "images" in values:
+            images = values["images"]
+            if not isinstance(images, Mapping) or set(images) - set(Images.__dataclass_fields__):
+                raise StateError(f"config.json: images must be an object of {Images.__name__}")
+            values["images"] = Images(**images)
         return cls(**values)
 
 

@@ -29,8 +29,9 @@ from infra.local.images import (
     ImageError,
     build_service_image,
     build_standins_image,
-    image_set,
     registry_reachable,
+    runtime_images,
+    service_base,
 )
 from infra.local.runner import LocalRunner
 from infra.local.state import (
@@ -92,7 +93,7 @@ def _image_source(
     chosen = (
         args.images
         or os.environ.get(IMAGE_SOURCE_VARIABLE)
-        or (saved.images if saved is not None else "auto")
+        or (saved.image_source if saved is not None else "auto")
     )
     if chosen not in IMAGE_SOURCES:
         raise OpsError(
@@ -126,20 +127,18 @@ def _up(args: argparse.Namespace) -> int:
         state.prepare()
         client = ensure_engine(STATE_ROOT)
         source = _image_source(args, saved, client)
-        images = image_set(client, source, STATE_ROOT / "build")
+        base = service_base(client, source, STATE_ROOT / "build")
         config = replace(
             saved or LocalConfig(environment=environment),
-            images=source,
-            proxy_image=images.proxy,
-            redis_image=images.redis,
-            postgres_image=images.postgres,
+            image_source=source,
+            images=runtime_images(client, source, STATE_ROOT / "build"),
         )
         service_image = args.image
         if service_image is None:
-            print(f"building the service image (base: {images.base or 'the Dockerfile default'})")
+            print(f"building the service image (base: {base or 'the Dockerfile default'})")
             try:
                 service_image = build_service_image(
-                    client, base_image=images.base, tag=f"jobsearch-api:{environment}"
+                    client, base_image=base, tag=f"jobsearch-api:{environment}"
                 )
             except ImageError as error:
                 hint = (
@@ -153,7 +152,8 @@ def _up(args: argparse.Namespace) -> int:
             state.set_api_keys(keys)
             config = replace(config, sample_sources=sample_sources(keys))
         if config.sample_sources:
-            config = replace(config, standin_image=build_standins_image(client, service_image))
+            standin = build_standins_image(client, service_image)
+            config = replace(config, images=replace(config.images, standin=standin))
         state.save_config(config)
         url = LocalRunner(client, state, config).up(service_image)
     print(f"ready: {url}")

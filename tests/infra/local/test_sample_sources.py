@@ -11,6 +11,7 @@ import docker
 from infra.local.runner import LocalRunner
 from infra.local.state import LocalConfig, LocalState
 from infra.standins import JSEARCH_KEY, THEIRSTACK_KEY
+from infra.topology import Images
 
 
 def _runner(tmp_path: Path, config: LocalConfig) -> LocalRunner:
@@ -23,7 +24,9 @@ def _runner(tmp_path: Path, config: LocalConfig) -> LocalRunner:
 
 def test_stand_in_sources_get_the_sample_keys_and_given_keys_win(tmp_path: Path) -> None:
     config = LocalConfig(
-        environment="test", standin_image="standins:1", sample_sources=("jsearch", "theirstack")
+        environment="test",
+        images=Images(service="", standin="standins:1"),
+        sample_sources=("jsearch", "theirstack"),
     )
     runner = _runner(tmp_path, config)
     assert runner.config.sample_sources == ("jsearch", "theirstack")
@@ -38,7 +41,9 @@ def test_stand_in_sources_get_the_sample_keys_and_given_keys_win(tmp_path: Path)
 
 def test_a_live_source_gets_no_sample_key_and_no_stand_in(tmp_path: Path) -> None:
     config = LocalConfig(
-        environment="test", standin_image="standins:1", sample_sources=("theirstack",)
+        environment="test",
+        images=Images(service="", standin="standins:1"),
+        sample_sources=("theirstack",),
     )
     runner = _runner(tmp_path, config)
     runner.state.set_api_keys({"RAPID_API_KEY": "a-real-key-from-dotenv"})

@@ -26,7 +26,7 @@ import pytest
 from docker.errors import NotFound
 
 from infra.components.service import prepare_swarm_script
-from infra.local.images import image_set
+from infra.local.images import runtime_images
 from infra.local.state import STATE_ROOT
 from infra.topology import PROXY_UID, REDIS_UID, Images, Topology, TopologySpec, describe
 
@@ -164,7 +164,7 @@ def _owner(client: docker.DockerClient, image: str, volume: str) -> str:
 def fresh_volumes(docker_client: docker.DockerClient) -> Iterator[Topology]:
     """The dev topology's volumes, absent at the start; the ones this test made are
     removed at the end (any that existed before make the test skip)."""
-    images = image_set(docker_client, "debian", STATE_ROOT / "build")
+    images = runtime_images(docker_client, "debian", STATE_ROOT / "build")
     topology = dev_topology(Images(service="unused", proxy=images.proxy, redis=images.redis))
     existing = []
     for name in topology.volumes:
