@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, get_args
 
 from infra import standins
 
@@ -82,7 +82,12 @@ LOCAL_DATABASE = "jobsearch"
 # developer's `make local` (names, subnet and ports all differ). "dev" is a
 # developer's own Pulumi stack (docs/pulumi.md), on their own Docker engine.
 Environment = Literal["local", "test", "dev", "staging", "prod"]
-Role = Literal["api", "proxy", "redis", "postgres", "standin-jsearch", "standin-theirstack"]
+# Listed in start order: what others need first (datastores and stand-ins before
+# the service, the service before the proxy); the local runner starts them so.
+Role = Literal["redis", "postgres", "standin-jsearch", "standin-theirstack", "api", "proxy"]
+START_ORDER: tuple[Role, ...] = get_args(Role)
+# Created before the service, which the stacks make depend on them.
+DATASTORE_ROLES: tuple[Role, ...] = ("redis", "postgres")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ import pulumi_docker as docker
 from infra.components.host import Host, RegistryLogin
 from infra.swarm import NANOSECONDS, ObjectRef, engine_spec
 from infra.topology import (
+    DATASTORE_ROLES,
     LOGICAL_NAME_LABEL,
     Role,
     ServiceSpec,
@@ -55,7 +56,6 @@ UNSUPPORTED = {
         "default-ulimits give every container the same nofile limit"
     ),
 }
-DATASTORE_ROLES: tuple[Role, ...] = ("redis", "postgres")
 # How often `pulumi up` asks the engine whether a service has converged.
 CONVERGE_POLL_SECONDS = 5
 # Headroom over the engine's own worst case before `pulumi up` gives up waiting.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 
@@ -68,5 +68,5 @@ async def resolve_images(config: StackConfig) -> StackImages:
         pulumi.log.warn(
             promotion.override_warning(config.stack, config.image_ref, images.service, name)
         )
-        images = Images(config.image_ref, images.proxy, images.redis, images.postgres)
+        images = replace(images, service=config.image_ref)
     return StackImages(images, name, source)

@@ -36,7 +36,10 @@ STANDIN_RECIPES = REPO_ROOT / "infra" / "local" / "recipes"
 SOURCE_STANDINS_RECIPE = STANDIN_RECIPES / "standins" / "Dockerfile"
 SOURCE_STANDINS_FILES = ("infra/__init__.py", "infra/standins")
 SOURCE_STANDINS_REPOSITORY = "jobsearch-local/standins"
-STANDINS = ("caddy", "redis", "postgres")
+# The Debian-built image of each topology image (a field of Images) with a recipe
+# under recipes/, for machines with no registry; the service's is service/Dockerfile.
+RECIPES = {"proxy": "caddy", "redis": "redis", "postgres": "postgres"}
+STANDINS = tuple(RECIPES.values())
 
 DEBIAN_SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
@@ -285,7 +288,7 @@ def registry_reachable(client: docker.DockerClient) -> bool:
     """Whether the official images can be had: present already, or pullable now."""
     official = Images(service="")
     base = official_base()
-    wanted = (base, official.proxy, official.redis, official.postgres)
+    wanted = (base, *(getattr(official, field) for field in RECIPES))
     if all(_exists(client, tag) for tag in wanted):
         return True
     try:
@@ -310,8 +313,5 @@ def runtime_images(client: docker.DockerClient, source: str, work_dir: Path) -> 
     if base is None:
         return Images(service="")
     return Images(
-        service="",
-        proxy=standin(client, "caddy", base),
-        redis=standin(client, "redis", base),
-        postgres=standin(client, "postgres", base),
+        service="", **{field: standin(client, recipe, base) for field, recipe in RECIPES.items()}
     )

@@ -37,6 +37,7 @@ from infra.topology import (
     LOCAL_DATABASE,
     LOGICAL_NAME_LABEL,
     ROLE_LABEL,
+    START_ORDER,
     Topology,
     TopologySpec,
     base_labels,
@@ -45,8 +46,6 @@ from infra.topology import (
 )
 
 FINGERPRINT_LABEL = "org.jobsearch.fingerprint"
-# Datastores and stand-ins first (the service needs them), the proxy last (it needs a replica).
-START_ORDER = ("redis", "postgres", "standin-jsearch", "standin-theirstack", "api", "proxy")
 # Beyond the engine's own verdict (health checks, the update's monitor window).
 CONVERGE_MARGIN_SECONDS = 60
 # After an update is sent, how long the engine may take to start rolling tasks;
