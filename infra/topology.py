@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
 
 from infra import standins
+from jobsearch.contract import SECRET_SETTINGS
 
 PROJECT = "jobsearch"
 SERVICE_PORT = 8000
@@ -48,16 +49,10 @@ SERVICE_UID = "10001:10001"
 REDIS_UID = "999:999"
 POSTGRES_UID = "999:999"
 
-# Settings that carry credentials. They never appear in `env`: each is a Docker
-# secret, mounted at SECRETS_DIR/<NAME>, which the service reads through
-# pydantic-settings' secrets support.
-SERVICE_SECRET_SETTINGS = (
-    "RAPID_API_KEY",
-    "THEIRSTACK_API_KEY",
-    "DATABASE_URL",
-    "SENTRY_DSN",
-    "FRONTEND_API_KEYS",
-)
+# Settings that carry credentials (the service's SecretStr fields). They never
+# appear in `env`: each is a Docker secret, mounted at SECRETS_DIR/<NAME>, which
+# the service reads through pydantic-settings' secrets support.
+SERVICE_SECRET_SETTINGS = SECRET_SETTINGS
 SECRETS_DIR = "/run/secrets"
 
 # What the proxy allows a client (tests/drills/test_slow_clients.py): slow or

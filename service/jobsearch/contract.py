@@ -19,13 +19,14 @@ from jobsearch.routers.health import (
     ReadyResponse,
     UnconfiguredSource,
 )
-from jobsearch.settings import Settings, settings_from
+from jobsearch.settings import SECRET_SETTINGS, Settings, settings_from
 from jobsearch.settings_reference import render_env_example, settings_table
 
 __all__ = [
     "MAX_BODY_BYTES",
     "QUOTA_LOW_BELOW",
     "REDACTED",
+    "SECRET_SETTINGS",
     "SECURITY_HEADERS",
     "ConfiguredSource",
     "HealthResponse",

@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from limits import parse as parse_rate_limit
 from pydantic import (
@@ -301,12 +301,8 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """Every secret string, so that log redaction can scrub them."""
         secrets: list[str] = []
-        for value in (
-            self.rapid_api_key,
-            self.theirstack_api_key,
-            self.database_url,
-            self.sentry_dsn,
-        ):
+        for name in SECRET_SETTINGS:
+            value = getattr(self, name.lower())
             if value is not None:
                 secrets.append(value.get_secret_value())
         if self.redis_url is not None and self.redis_url.password:
@@ -325,6 +321,15 @@ class Settings(BaseSettings):
         if self.frontend_api_keys is None:
             return ()
         return tuple(self.frontend_api_keys.get_secret_value().split(","))
+
+
+# The settings that carry credentials: every field typed SecretStr. The platform
+# hands each to the service as a Docker secret file, never in the environment.
+SECRET_SETTINGS: tuple[str, ...] = tuple(
+    name.upper()
+    for name, field in Settings.model_fields.items()
+    if SecretStr in (field.annotation, *get_args(field.annotation))
+)
 
 
 def settings_from(values: Mapping[str, object]) -> Settings:
