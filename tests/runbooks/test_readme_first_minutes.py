@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from infra.local.state import LocalConfig
-from infra.ops.fault import DATASTORE_FAULTS, DATASTORES, SOURCE_FAULTS
+from infra.ops.fault import fault_for
 from jobsearch.main import create_app
 from jobsearch.models import JobSearchRequest
 from tests.runbooks import checks
@@ -102,7 +102,7 @@ def test_the_fault_names_the_runbook_the_readme_links() -> None:
     faults = [c for c in sh_commands(first_minutes()) if c.argv[1:3] == ("local", "fault")]
     assert faults, "the first minutes break something with `ops local fault`"
     target, mode = faults[0].argv[3:5]
-    fault = (DATASTORE_FAULTS if target in DATASTORES else SOURCE_FAULTS)[mode]
+    fault = fault_for(target, mode)
     assert fault.alert is not None, f"`ops local fault {target} {mode}` trips no alert"
     runbook = f"runbooks/{fault.alert}.md"
     assert f"]({runbook})" in first_minutes()
