@@ -344,7 +344,7 @@ def test_upstream_quota_low(instance: Instance) -> None:
 @_rehearses("JobSearchUpstreamBudgetExhausted")
 def test_upstream_budget_exhausted(instance: Instance) -> None:
     """A daily budget of 1 JSearch call, spent: /ready's budget exhausted, searches 503;
-    diagnose names the source; the budget raised (the runbook's deploy, here a service
+    diagnose names the source; the budget lifted (the runbook's deploy, here a service
     update) clears it."""
     alert = "JobSearchUpstreamBudgetExhausted"
     api = instance.service_name("api")
@@ -354,16 +354,20 @@ def test_upstream_budget_exhausted(instance: Instance) -> None:
         search(instance.url)
         return api_check_fails(instance.url, "budget")
 
-    wait_for(alert, spent, timeout=120)
-    refused = search(instance.url)
-    assert refused.status_code == 503, refused.text
-    assert refused.json()["error"]["code"] == "budget_exhausted"
+    wait_for(alert, spent, runs=6, timeout=120)
+
+    def refused() -> str | None:  # once no replica of before the update answers
+        answer = search(instance.url)
+        return answer.json()["error"]["code"] if answer.status_code == 503 else None
+
+    assert wait_for("a search refused", refused, runs=2, timeout=60) == "budget_exhausted"
 
     found = instance.diagnose(alert)
     assert "daily budget of paid calls spent (jsearch)" in found.output_of("ops diagnose")
     assert '"status":"exhausted"' in found.output_of("curl", "/ready").replace(" ", "")
 
-    docker_cli("service", "update", "--detach", "--env-add", "JSEARCH_DAILY_BUDGET=800", api)
+    # The budget raised, to no limit at all here: the spec the stack deployed again.
+    docker_cli("service", "update", "--detach", "--env-rm", "JSEARCH_DAILY_BUDGET", api)
     wait_until_clear(alert, lambda: api_check_fails(instance.url, "budget"), timeout=120)
     assert search(instance.url).status_code == 200
 
@@ -400,7 +404,7 @@ def test_replicas_missing(instance: Instance) -> None:
 def test_api_high_error_rate(instance: Instance, tmp_path: Path) -> None:
     """An image with a bug rolled out while Sentry (a stand-in) listens: over 20 errors in
     5 minutes; ops status and the logs name the image and the error; the runbook's
-    `ops rollback` clears it."""
+    `ops rollback` ends the errors."""
     alert = "JobSearchApiHighErrorRate"
     runner = instance.topology.runner
     prefix = instance.topology.description.prefix
@@ -455,12 +459,18 @@ def test_api_high_error_rate(instance: Instance, tmp_path: Path) -> None:
         assert buggy.split(":")[-1][:12] in found.output_of("ops status"), found
         assert "unhandled_error" in found.output_of("docker service logs"), found
 
-        before = errors_in_window()
+        # The rollback deploys without the stand-in's DSN too (one rollout, not two): the
+        # errors' end is then read where they start, in the replicas' logs.
+        runner.state.set_api_keys(_api_keys(keys_before))
+        since = str(int(time.time()))
         instance.mitigate(alert, "ops rollback")
         statuses = [search(instance.url).status_code for _ in range(5)]
         assert statuses == [200] * 5, statuses
-        time.sleep(2)  # the SDK sends from a background thread
-        assert errors_in_window() == before, "no new error after the rollback"
+        logs = subprocess.run(
+            ["docker", "service", "logs", "--since", since, instance.service_name("api")],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert "unhandled_error" not in logs.stdout + logs.stderr
     finally:
         runner.state.set_api_keys(_api_keys(keys_before))
         ingest.remove(force=True)
