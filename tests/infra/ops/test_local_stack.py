@@ -35,7 +35,16 @@ def test_status_shows_the_running_image_health_and_age(
     document = result.json()
     assert document["image"] == topology.images.service
     assert document["url"] == topology.url
-    assert checks_of(document) == {"health": "pass", "readiness": "pass", "replicas": "pass"}
+    assert checks_of(document) == {
+        "health": "pass",
+        "readiness": "pass",
+        "replicas": "pass",
+        "services": "pass",
+    }
+    roles = sorted(task["role"] for task in document["tasks"])
+    assert roles == [
+        "api", "api", "postgres", "proxy", "redis", "standin-jsearch", "standin-theirstack",
+    ]  # fmt: skip
     running = [r for r in document["replicas"] if r["state"] == "running"]
     assert len(running) == 2
     assert {r["image"] for r in running} == {topology.images.service}
