@@ -25,7 +25,7 @@ from bench.environment import BenchEnvironment
 from bench.report import BenchError, BenchResult, median
 from bench.wrk import WrkResult, run_wrk
 from harness.processes import Server
-from infra.ops.diagnose import parse_metrics, series
+from infra.ops.metrics import parse_metrics, series
 
 SEARCH = {"jobTitle": "python developer", "city": "Austin", "country": "US", "jobType": "Full-time"}
 PATH = "/api/jobs/jsearch"

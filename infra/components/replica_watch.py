@@ -37,7 +37,8 @@ def watch_name(environment: str) -> str:
 
 def heartbeat_script(environment: str) -> str:
     """Run by cron each minute on a manager: ping the heartbeat when every service of the
-    stack runs all its replicas (running == desired in `docker service ls`)."""
+    stack runs all its replicas (running >= desired in `docker service ls`: a start-first
+    rollout runs one more than desired for a moment, and is not short)."""
     label = shlex.quote(f"{ENVIRONMENT_LABEL}={environment}")
     url_file = f'"$HOME/.config/{watch_name(environment)}.url"'
     return f"""#!/bin/sh
@@ -47,7 +48,7 @@ set -eu
 replicas=$(docker service ls --filter label={label} --format '{{{{.Replicas}}}}')
 [ -n "$replicas" ] || exit 0
 short=$(printf '%s\\n' "$replicas" \\
-  | awk '{{split($1, r, "/"); if (r[1] != r[2]) n++}} END {{print n + 0}}')
+  | awk '{{split($1, r, "/"); if (r[1] + 0 < r[2] + 0) n++}} END {{print n + 0}}')
 [ "$short" -eq 0 ] || exit 0
 python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=10)' \\
   "$(cat {url_file})"

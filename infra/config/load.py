@@ -111,13 +111,28 @@ def _environment(stack: str, source: ConfigSource) -> tuple[str, list[Problem]]:
     return environment, []
 
 
+# Keys a stack may still carry from before, which nothing reads any more: refused, so
+# that a setting which no longer does anything does not look as if it did.
+RETIRED_KEYS = {
+    "stateDir": "no longer used: Caddy's certificates live in the Docker volume "
+    f"{PROJECT}-<stack>-caddy-data, and its Caddyfile is a Docker config",
+}
+
+
 def _refused(source: ConfigSource) -> list[Problem]:
-    """Keys that would point the service at local stand-ins (infra/config/standins.py)."""
-    return [
+    """Keys that would point the service at local stand-ins (infra/config/standins.py), and
+    retired keys."""
+    stand_ins = [
         Problem(refused_key(name), "points the service at local stand-ins: never on a stack")
         for name in refused_stack_keys()
         if source.get(name) is not None
     ]
+    retired = [
+        Problem(refused_key(name), reason)
+        for name, reason in RETIRED_KEYS.items()
+        if source.get(name) is not None
+    ]
+    return stand_ins + retired
 
 
 def load(stack: str, source: ConfigSource) -> StackConfig:

@@ -93,11 +93,6 @@ class StackConfig(BaseModel):
     service_memory_mb: int = key(
         512, example="512", description="Memory limit of each replica, in MiB."
     )
-    state_dir: str = key(
-        "/srv/jobsearch",
-        example="/srv/jobsearch",
-        description="Host directory for the Caddyfile and Caddy's certificates.",
-    )
     subnet_octet: int = key(
         231,
         example="231",
@@ -357,13 +352,6 @@ class StackConfig(BaseModel):
         except ValueError:
             raise ValueError(f"must be an IP address (got {value!r})") from None
         return value
-
-    @field_validator("state_dir")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not value.startswith("/") or "'" in value or " " in value:
-            raise ValueError(f"must be an absolute path without spaces or quotes (got {value!r})")
-        return value.rstrip("/") or "/"
 
     @field_validator("domain")
     @classmethod

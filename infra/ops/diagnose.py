@@ -36,12 +36,12 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 import psycopg
-from prometheus_client.parser import text_string_to_metric_families
 
 from infra import migrations
 from infra.alerts import CERTIFICATE_DAYS
 from infra.ops import probes
 from infra.ops.cli import Command, OpsError
+from infra.ops.metrics import Metrics, parse_metrics, series
 from infra.ops.report import (
     Check,
     Verdict,
@@ -419,9 +419,6 @@ def headers_check(headers: httpx.Headers, *, https: bool) -> Check:
     return Check("security headers", "pass", f"all {count} present", data)
 
 
-Metrics = dict[str, dict[tuple[tuple[str, str], ...], float]]
-
-
 def fetch_metrics(http: httpx.Client, url: str) -> tuple[Check, Metrics | None]:
     fetched = probes.fetch(http, f"{url}/metrics")
     status = fetched.response.status_code
@@ -435,25 +432,6 @@ def fetch_metrics(http: httpx.Client, url: str) -> tuple[Check, Metrics | None]:
     except ValueError as error:
         return Check("metrics", "warn", f"unreadable: {error}", {}), None
     return Check("metrics", "pass", f"{len(metrics)} series families read", {}), metrics
-
-
-def parse_metrics(text: str) -> Metrics:
-    """Prometheus text as {sample name: {sorted labels: value}}; ValueError if unreadable."""
-    metrics: Metrics = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            key = tuple(sorted(sample.labels.items()))
-            metrics.setdefault(sample.name, {})[key] = float(sample.value)
-    return metrics
-
-
-def series(metrics: Metrics | None, name: str, **labels: str) -> float | None:
-    """The sum of a sample's values over the series carrying these labels; None if none."""
-    if metrics is None:
-        return None
-    wanted = set(labels.items())
-    values = [v for key, v in metrics.get(name, {}).items() if wanted <= set(key)]
-    return sum(values) if values else None
 
 
 def source_checks(

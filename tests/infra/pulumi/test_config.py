@@ -540,6 +540,13 @@ def test_a_stack_key_that_would_point_at_stand_ins_is_refused(key: str, value: s
     assert f"Fix: pulumi config rm jobsearch:{key} -s staging" in message
 
 
+def test_a_retired_key_is_refused_with_what_replaced_it() -> None:
+    message = problems(committed_stack("prod").with_values(stateDir="/srv/jobsearch"))
+
+    assert "jobsearch:stateDir no longer used: Caddy's certificates live in the Docker" in message
+    assert "Fix: pulumi config rm jobsearch:stateDir -s prod" in message
+
+
 def test_the_settings_a_stack_hands_the_service_name_no_stand_in() -> None:
     handed = load_run(committed_stack("prod")).service_settings()
     assert not set(handed) & set(stand_in_setting_names())

@@ -313,6 +313,7 @@ def _run(script: str, home: Path, bin_dir: Path) -> subprocess.CompletedProcess[
     [
         ("true", "3/3\n1/1\n1/1", True),
         ("true", "2/2 (max 1 per node)\n1/1\n1/1", True),
+        ("true", "4/3\n1/1\n1/1", True),  # a start-first rollout, one task ahead
         ("true", "2/3\n1/1\n1/1", False),
         ("true", "3/3\n0/1\n1/1", False),
         ("false", "3/3\n1/1\n1/1", False),
