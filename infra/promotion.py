@@ -8,9 +8,10 @@ deploy workflow refuses to promote until a person removes it.
 
 - the Pulumi program: `promoted_images` over the source stack's outputs
   (infra/config/images.py reads them through a StackReference);
-- the deploy workflow: `python -m infra.promotion prepare --stack S --image REF
-  [--promote-from SOURCE]` before `pulumi up`, and `running --stack S` for the
-  image a stack exports (before the update, and after it);
+- the deploy workflow: `python -m infra.promotion prepare --stack S --image REF`
+  before `pulumi up` (whether S promotes, and from where, is its own promoteFrom,
+  so the workflow never restates it), and `running --stack S` for the image a
+  stack exports (before the update, and after it);
 - `ops rollback`: `pin`.
 
 Free of the Pulumi SDK: `ops` and the workflow import it without the engine.
@@ -45,6 +46,7 @@ SLOTS = (
 )
 SERVICE = SLOTS[0]
 PROMOTE_KEY = "promoteFrom"
+PROMOTE_CONFIG_KEY = f"{PROJECT}:{PROMOTE_KEY}"
 # Where the images came from: "config" or the source stack's name.
 SOURCE_OUTPUT = "images_from"
 # Every output the images are exported as.
@@ -135,7 +137,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     prepare_parser = commands.add_parser("prepare", help="ready a stack to deploy an image")
     prepare_parser.add_argument("--stack", required=True)
     prepare_parser.add_argument("--image", required=True)
-    prepare_parser.add_argument("--promote-from", default="")
     running_parser = commands.add_parser("running", help="print the image a stack exports")
     running_parser.add_argument("--stack", required=True)
     args = parser.parse_args(argv)
@@ -147,8 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "running":
             print(PulumiStack(args.stack).output(IMAGE_OUTPUT) or "")
             return 0
-        source = PulumiStack(args.promote_from) if args.promote_from else None
-        prepare(PulumiStack(args.stack), args.image, source)
+        stack = PulumiStack(args.stack)
+        source_name = stack.config_value(PROMOTE_CONFIG_KEY)
+        prepare(stack, args.image, PulumiStack(source_name) if source_name else None)
     except (PromotionError, OpsError) as error:
         print(f"::error::{error}", file=sys.stderr)
         return 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,7 @@ class Pipeline:
     def smoke_env(self) -> dict[str, str]:
         return dict(json.loads((self.directory / "smoke-env.json").read_text()))
 
-    def run(self, stack: str, image: str, *, promote_from: str = "", smoke_passes: bool = True,
+    def run(self, stack: str, image: str, *, smoke_passes: bool = True,
             secrets: dict[str, str] | None = None) -> JobRun:  # fmt: skip
         (self.directory / "smoke-exit").write_text("0" if smoke_passes else "1")
         return run_job(
@@ -109,7 +110,7 @@ class Pipeline:
             work_dir=self.directory,
             path=search_path(self.directory / "bin", Path(sys.executable).parent),
             contexts={
-                "inputs": {"stack": stack, "image": image, "promote-from": promote_from},
+                "inputs": {"stack": stack, "image": image},
                 "vars": {},
                 "secrets": self.secrets() if secrets is None else secrets,
             },
@@ -218,7 +219,7 @@ def test_a_tag_is_refused_before_anything_changes(pipeline: Pipeline) -> None:
 def test_prod_deploys_exactly_what_staging_passed(pipeline: Pipeline) -> None:
     assert not pipeline.run("staging", NEW).failed
 
-    run = pipeline.run("prod", NEW, promote_from="staging")
+    run = pipeline.run("prod", NEW)
 
     assert not run.failed, run.log
     prod = pipeline.stacks()["prod"]
@@ -234,7 +235,7 @@ def test_prod_deploys_exactly_what_staging_passed(pipeline: Pipeline) -> None:
 def test_prod_refuses_a_digest_staging_no_longer_runs(pipeline: Pipeline) -> None:
     assert not pipeline.run("staging", OTHER).failed
 
-    run = pipeline.run("prod", NEW, promote_from="staging")
+    run = pipeline.run("prod", NEW)
 
     assert run.failed
     assert run.step("pulumi up").outcome == "skipped"
@@ -246,14 +247,14 @@ def test_prod_refuses_a_digest_staging_no_longer_runs(pipeline: Pipeline) -> Non
 def test_failed_prod_smoke_tests_pin_prod_to_its_previous_image(pipeline: Pipeline) -> None:
     assert not pipeline.run("staging", NEW).failed
 
-    run = pipeline.run("prod", NEW, promote_from="staging", smoke_passes=False)
+    run = pipeline.run("prod", NEW, smoke_passes=False)
 
     assert run.failed
     prod = pipeline.stacks()["prod"]
     assert prod["outputs"]["image_ref"] == OLD
     assert prod["config"][IMAGE_KEY] == OLD
     # The next promotion stops until a person removes the pin (runbooks/rollback.md).
-    again = pipeline.run("prod", NEW, promote_from="staging")
+    again = pipeline.run("prod", NEW)
     assert again.failed
     assert "pulumi config rm jobsearch:imageRef -s prod" in again.log
     assert pipeline.stacks()["prod"]["outputs"]["image_ref"] == OLD
@@ -305,13 +306,20 @@ def test_the_host_key_the_stack_made_is_preferred_to_the_configured_one(
     assert known_hosts == "203.0.113.10 ssh-ed25519 AAAAGeneratedByTheStack\n"
 
 
-def _agent_gone(pid: str) -> bool:
-    """No such process, or only a zombie (the agent daemonizes: nobody here reaps it)."""
-    try:
-        stat = Path(f"/proc/{int(pid)}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rpartition(")")[2].split()[0] == "Z"
+def _agent_gone(pid: str, within: float = 10) -> bool:
+    """No such process, or only a zombie (the agent daemonizes: nobody here reaps it), within
+    a few seconds: `ssh-agent -k` sends SIGTERM and returns before the agent has exited."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            stat = Path(f"/proc/{int(pid)}/stat").read_text()
+        except FileNotFoundError:
+            return True
+        if stat.rpartition(")")[2].split()[0] == "Z":
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
 
 
 def test_pulumi_up_and_the_rollback_reach_the_host_with_the_deploy_key(
@@ -404,7 +412,7 @@ def test_the_promotion_rule_is_the_projects_own(pipeline: Pipeline) -> None:
     """The workflow asks infra/promotion.py: its messages are the ones the job prints."""
     assert not pipeline.run("staging", OTHER).failed
 
-    run = pipeline.run("prod", NEW, promote_from="staging")
+    run = pipeline.run("prod", NEW)
 
     step = run.step("Pin the image, or check that the source runs it")
     assert step.outcome == "failure"

@@ -54,7 +54,6 @@ def test_main_builds_once_and_deploys_that_digest_to_staging_then_prod() -> None
     assert jobs["prod"]["with"] == {
         "stack": "prod",
         "image": "${{ needs.staging.outputs.image }}",
-        "promote-from": "staging",
     }
     builds = [job for job in jobs.values() if "docker build" in json.dumps(job)]
     assert len(builds) == 1
@@ -62,7 +61,7 @@ def test_main_builds_once_and_deploys_that_digest_to_staging_then_prod() -> None
 
 def test_the_deploy_job_is_one_per_stack_never_cancelled_and_in_its_environment() -> None:
     assert set(DEPLOY.triggers) == {"workflow_call"}
-    assert set(DEPLOY.triggers["workflow_call"]["inputs"]) == {"stack", "image", "promote-from"}
+    assert set(DEPLOY.triggers["workflow_call"]["inputs"]) == {"stack", "image"}
     job = DEPLOY.jobs["deploy"]
     assert job["concurrency"] == {
         "group": "deploy-${{ inputs.stack }}",
