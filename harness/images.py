@@ -10,7 +10,7 @@ broken service, a second service image) are small layers on top of it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import docker
 
@@ -34,26 +34,18 @@ EXPECTED_PYTHON = "3.11"
 class TestImages:
     __test__ = False  # not a test class, whatever pytest thinks of the name
 
-    base: str
-    proxy: str
-    redis: str
-    postgres: str
-    service: str  # image id
-    standins: str  # the job sources' stand-ins (infra/standins)
+    base: str  # the Debian base the others are built on
+    # What the topology runs: the one record of images (infra.topology.Images).
+    runtime: Images
     # Same app, another image id: something to roll out and back.
     variant: str
     # Starts, but never answers /health: a rollout of it must change nothing.
     broken: str
 
-    def runtime(self) -> Images:
-        """What the topology runs: the one record of images (infra.topology.Images)."""
-        return Images(
-            service=self.service,
-            proxy=self.proxy,
-            redis=self.redis,
-            postgres=self.postgres,
-            standin=self.standins,
-        )
+    @property
+    def service(self) -> str:
+        """The service image (an image id): what the suite deploys, and rolls back to."""
+        return self.runtime.service
 
 
 # Built once per process: the suite's session fixture and `make bench` both ask.
@@ -84,11 +76,7 @@ def _build_test_images(client: docker.DockerClient) -> TestImages:
     )
     return TestImages(
         base=base,
-        proxy=images.proxy,
-        redis=images.redis,
-        postgres=images.postgres,
-        service=service,
-        standins=standins,
+        runtime=replace(images, service=service, standin=standins),
         variant=variant,
         broken=broken,
     )

@@ -40,7 +40,7 @@ def prepare_test_instance(
         subnet_octet=TEST_SUBNET_OCTET,
         replicas=2,
         workers=2,
-        images=images.runtime(),
+        images=images.runtime,
         sample_sources=SOURCES,
         settings={"LOG_LEVEL": "WARNING", **settings},
     )

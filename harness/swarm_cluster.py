@@ -34,9 +34,8 @@ import shutil
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Protocol
 
 import docker
 import httpx
@@ -45,6 +44,7 @@ from docker.models.containers import Container
 from docker.models.volumes import Volume
 from docker.types import IPAMConfig, IPAMPool
 
+from harness.images import TestImages
 from harness.servers import free_port
 from infra.local.images import standin
 from infra.local.runner import LocalRunner, TaskStatus
@@ -78,26 +78,6 @@ class ClusterError(Exception):
     """The cluster could not be set up; the message has the engine's own words."""
 
 
-class LocalImages(Protocol):
-    """The images built on this machine that the cluster pushes and runs (the suite's
-    and the benchmarks' test images have them all)."""
-
-    @property
-    def base(self) -> str: ...
-    @property
-    def service(self) -> str: ...
-    @property
-    def variant(self) -> str: ...
-    @property
-    def proxy(self) -> str: ...
-    @property
-    def redis(self) -> str: ...
-    @property
-    def postgres(self) -> str: ...
-    @property
-    def standins(self) -> str: ...
-
-
 def node_name(number: int) -> str:
     return f"{PREFIX}-node{number}"
 
@@ -108,14 +88,19 @@ def node_ip(number: int) -> str:
 
 @dataclass(frozen=True)
 class ClusterImages:
-    """Each image the cluster runs, as a registry reference by digest."""
+    """What the cluster runs, each a registry reference by digest: the topology's images,
+    and a second service image to roll out."""
 
-    service: str
+    runtime: Images
     variant: str
-    proxy: str
-    redis: str
-    postgres: str
-    standins: str
+
+    @property
+    def service(self) -> str:
+        return self.runtime.service
+
+    def everything(self) -> tuple[str, ...]:
+        refs = (getattr(self.runtime, field.name) for field in fields(Images))
+        return (*(ref for ref in refs if ref), self.variant)
 
 
 @dataclass
@@ -350,14 +335,14 @@ def _push(host: docker.DockerClient, image: str, name: str, port: int) -> str:
     return f"{REGISTRY_HOST}/{PREFIX}/{name}@{digest}"
 
 
-def _push_images(host: docker.DockerClient, images: LocalImages, port: int) -> ClusterImages:
+def _push_images(host: docker.DockerClient, images: TestImages, port: int) -> ClusterImages:
+    pushed = {
+        field.name: _push(host, ref, field.name, port)
+        for field in fields(Images)
+        if (ref := getattr(images.runtime, field.name))
+    }
     return ClusterImages(
-        service=_push(host, images.service, "api", port),
-        variant=_push(host, images.variant, "api-variant", port),
-        proxy=_push(host, images.proxy, "caddy", port),
-        redis=_push(host, images.redis, "redis", port),
-        postgres=_push(host, images.postgres, "postgres", port),
-        standins=_push(host, images.standins, "standins", port),
+        runtime=Images(**pushed), variant=_push(host, images.variant, "service-variant", port)
     )
 
 
@@ -382,15 +367,7 @@ def _form_swarm(client: docker.DockerClient, workers: list[Container]) -> None:
 def _pull_everywhere(nodes: list[Container], images: ClusterImages) -> None:
     """What each node will run, pulled by digest before the topology starts: the
     manager runs everything, a worker only API replicas."""
-    everything = (
-        images.service,
-        images.variant,
-        images.proxy,
-        images.redis,
-        images.postgres,
-        images.standins,
-    )
-    jobs = [(nodes[0], ref) for ref in everything]
+    jobs = [(nodes[0], ref) for ref in images.everything()]
     jobs += [(node, ref) for node in nodes[1:] for ref in (images.service, images.variant)]
     with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
         # One pull at a time per node; the nodes in parallel.
@@ -423,13 +400,7 @@ def _prepare_runner(
         # Two cores for three engines and everything they run: one worker a replica.
         workers=1,
         # Both job sources are the topology's stand-ins, on the manager.
-        images=Images(
-            service="",
-            proxy=images.proxy,
-            redis=images.redis,
-            postgres=images.postgres,
-            standin=images.standins,
-        ),
+        images=replace(images.runtime, service=""),
         sample_sources=SOURCES,
         settings={
             "LOG_LEVEL": "WARNING",
@@ -444,7 +415,7 @@ def _prepare_runner(
 
 
 def start_cluster(
-    host: docker.DockerClient, images: LocalImages, say: Callable[[str], None]
+    host: docker.DockerClient, images: TestImages, say: Callable[[str], None]
 ) -> SwarmCluster:
     """Nodes, registry, swarm and topology; the caller removes them (remove_cluster)."""
     started = time.monotonic()

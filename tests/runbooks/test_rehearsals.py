@@ -267,7 +267,7 @@ def test_tls_certificate_expiring(instance: Instance, tmp_path: Path) -> None:
     )
     network = instance.topology.description.network.name
     caddy = instance.client.containers.run(
-        instance.topology.images.proxy,
+        instance.topology.images.runtime.proxy,
         command=["caddy", "run", "--config", "/rehearsal/Caddyfile", "--adapter", "caddyfile"],
         name=f"{instance.topology.description.prefix}-rehearsal-tls",
         labels={"org.jobsearch.project": "jobsearch", "org.jobsearch.environment": STACK},
@@ -367,14 +367,17 @@ def test_upstream_budget_exhausted(instance: Instance) -> None:
     assert '"status":"exhausted"' in found.output_of("curl", "/ready").replace(" ", "")
 
     # The budget raised, to no limit at all here: the spec the stack deployed again.
-    runner = instance.topology.runner
-    before = runner.update_status("api").get("startedat")
     docker_cli("service", "update", "--detach", "--env-rm", "JSEARCH_DAILY_BUDGET", api)
 
     def rolled_out() -> str | None:
-        status = runner.update_status("api")
-        done = status.get("startedat") != before and status.get("state") == "completed"
-        return "completed" if done else None
+        service = instance.client.services.get(api)
+        wanted = service.attrs["Spec"]["Mode"]["Replicated"]["Replicas"]
+        envs = [
+            task["Spec"]["ContainerSpec"].get("Env") or []
+            for task in service.tasks(filters={"desired-state": "running"})
+        ]
+        budgets = [env for env in envs if any(e.startswith("JSEARCH_DAILY_BUDGET=") for e in env)]
+        return "replaced" if len(envs) >= wanted and not budgets else None
 
     # Until the engine has replaced every replica, one still holding the spent budget
     # may answer, and the alert would flap rather than clear.
