@@ -33,7 +33,7 @@ EXTERNAL_TOOLS = frozenset(
     {
         "cat", "curl", "cut", "dig", "docker", "echo", "export", "gh", "git", "grep", "head", "jq",
         "ls", "openssl", "psql", "pytest", "redis-cli", "sort", "source", "ssh", "sudo",
-        "supabase", "tail", "uniq",
+        "supabase", "tail", "timeout", "uniq",
     }
 )  # fmt: skip
 # UPPER_CASE names a runbook may use that are not service settings, each with the

@@ -53,6 +53,8 @@ def _trickle_body(url: str, *, seconds_per_byte: float, length: int) -> tuple[by
                 chunk = sock.recv(65536)
             except TimeoutError:
                 continue
+            except OSError:
+                break  # reset: the server closed, and a byte sent after its answer hit it
             if not chunk:
                 break
             answer += chunk
