@@ -120,19 +120,15 @@ RETIRED_KEYS = {
 
 
 def _refused(source: ConfigSource) -> list[Problem]:
-    """Keys that would point the service at local stand-ins (infra/config/standins.py), and
-    retired keys."""
-    stand_ins = [
-        Problem(refused_key(name), "points the service at local stand-ins: never on a stack")
-        for name in refused_stack_keys()
-        if source.get(name) is not None
-    ]
-    retired = [
+    """Keys no stack may set: those that would point the service at local stand-ins
+    (infra/config/standins.py), and retired keys."""
+    stand_ins = "points the service at local stand-ins: never on a stack"
+    reasons = {**dict.fromkeys(refused_stack_keys(), stand_ins), **RETIRED_KEYS}
+    return [
         Problem(refused_key(name), reason)
-        for name, reason in RETIRED_KEYS.items()
+        for name, reason in reasons.items()
         if source.get(name) is not None
     ]
-    return stand_ins + retired
 
 
 def load(stack: str, source: ConfigSource) -> StackConfig:
